@@ -1,0 +1,3 @@
+from .hidiff import HIDiff
+
+__all__ = ['HIDiff']

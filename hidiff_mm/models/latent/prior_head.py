@@ -1,0 +1,58 @@
+"""LatentPriorHead: everything that turns images into HI-Diff's prior tokens."""
+from typing import List, Optional, Tuple, Union
+
+import torch
+from mmagic.registry import DIFFUSION_SCHEDULERS, MODELS
+from torch import nn
+
+
+@MODELS.register_module()
+class LatentPriorHead(nn.Module):
+    """Backbone-agnostic prior machinery: stage-1 encoder, stage-2 encoder, denoiser, scheduler.
+
+    * ``encode(blur, sharp)``: the stage-1 prior ``z = E1([sharp, blur])``, ``(B, N, C')``.
+    * ``sample(blur, z_start=None)``: the diffusion prior from the blurry image alone. With
+      ``z_start`` (stage-2 training) the chain starts at ``add_noise(z_start, eps)``; without it
+      (inference) at ``z_T ~ N(0, I)`` — the only random draw (optionally from ``generator``).
+      The T-step chain keeps gradients when autograd is enabled.
+
+    Args:
+        encoder_s1: config of the stage-1 encoder (sees sharp + blur), or None.
+        encoder_s2: config of the stage-2 (condition) encoder (sees blur only).
+        denoiser: config of the token denoiser.
+        scheduler: config of the diffusion scheduler (``DIFFUSION_SCHEDULERS``).
+    """
+
+    def __init__(self,
+                 encoder_s1: Optional[dict] = dict(type='HIDiffLatentEncoder', in_channels=6),
+                 encoder_s2: dict = dict(type='HIDiffLatentEncoder', in_channels=3),
+                 denoiser: dict = dict(type='HIDiffMixerDenoiser'),
+                 scheduler: dict = dict(type='HIDiffScheduler')) -> None:
+        super().__init__()
+        self.encoder_s1 = MODELS.build(encoder_s1) if encoder_s1 is not None else None
+        self.encoder_s2 = MODELS.build(encoder_s2)
+        self.denoiser = MODELS.build(denoiser)
+        self.scheduler = DIFFUSION_SCHEDULERS.build(scheduler)
+
+    def encode(self, blur: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
+        """blur, sharp: (B, 3, H, W) -> stage-1 prior (B, N, C')."""
+        if self.encoder_s1 is None:
+            raise RuntimeError('this LatentPriorHead was built without a stage-1 encoder')
+        return self.encoder_s1(blur, sharp)
+
+    def sample(self,
+               blur: torch.Tensor,
+               z_start: Optional[torch.Tensor] = None,
+               generator: Optional[torch.Generator] = None,
+               return_intermediates: bool = False
+               ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """blur: (B, 3, H, W) -> diffusion prior (B, N, C') (and the chain if asked)."""
+        cond = self.encoder_s2(blur)
+        if z_start is None:
+            z_T = torch.randn(cond.shape, generator=generator, device=cond.device,
+                              dtype=cond.dtype)
+        else:
+            noise = torch.randn(z_start.shape, generator=generator, device=z_start.device,
+                                dtype=z_start.dtype)
+            z_T = self.scheduler.add_noise(z_start, noise)
+        return self.scheduler.sample(self.denoiser, z_T, cond, generator, return_intermediates)

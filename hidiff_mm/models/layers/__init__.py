@@ -1,0 +1,5 @@
+from .him import HIM
+from .layer_norm import HIDiffLayerNorm
+from .prior_pyramid import PriorTokenPool
+
+__all__ = ['HIM', 'HIDiffLayerNorm', 'PriorTokenPool']

@@ -1,0 +1,62 @@
+"""Hierarchical Integration Module (HIM): cross-attention from image features to prior tokens."""
+import torch
+from mmagic.registry import MODELS
+from torch import nn
+
+from .layer_norm import HIDiffLayerNorm
+
+
+@MODELS.register_module()
+class HIM(nn.Module):
+    """Fuse a prior ``(B, N, C')`` into a feature map ``(B, C, H, W)`` by cross-attention.
+
+    Every pixel is a query; the N prior tokens give keys and values. Contract:
+    ``forward(x: (B, C, H, W), prior: (B, N, C')) -> (B, C, H, W)``, a residual update
+    ``x + proj(softmax(q k^T / sqrt(d)) v)`` where ``q = Wq LN(x)`` and ``k, v = Wkv LN(prior)``.
+
+    Args:
+        channels: C, the feature width.
+        num_heads: attention heads (contiguous channel chunks of C).
+        prior_channels: C' (the official ``4 * embed_dim``; 256 for GoPro).
+        bias: bias of the query projection (the key/value projection never has one,
+            the output projection always has one — as in the official model).
+        norm_type: ``'WithBias'`` or ``'BiasFree'`` layer norms.
+        qk_scale: attention scale, default ``(C / num_heads) ** -0.5``.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 num_heads: int,
+                 prior_channels: int = 256,
+                 bias: bool = False,
+                 norm_type: str = 'WithBias',
+                 qk_scale: float = None) -> None:
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f'channels ({channels}) must be divisible by num_heads ({num_heads})')
+        self.num_heads = num_heads
+        self.prior_channels = prior_channels
+        self.scale = qk_scale or (channels // num_heads)**-0.5
+        self.norm1 = HIDiffLayerNorm(channels, norm_type)
+        self.norm2 = HIDiffLayerNorm(prior_channels, norm_type)
+        self.q = nn.Linear(channels, channels, bias=bias)
+        self.kv = nn.Linear(prior_channels, 2 * channels, bias=False)
+        self.proj = nn.Linear(channels, channels, bias=True)
+
+    def forward(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W); prior: (B, N, C') -> (B, C, H, W)."""
+        if prior.dim() != 3 or prior.shape[-1] != self.prior_channels:
+            raise ValueError(f'HIM expects a prior of shape (B, N, {self.prior_channels}), '
+                             f'got {tuple(prior.shape)}')
+        b, c, h, w = x.shape
+        heads = self.num_heads
+        tokens = x.flatten(2).transpose(1, 2)                      # (B, HW, C)
+        q = self.q(self.norm1(tokens))
+        k, v = self.kv(self.norm2(prior)).chunk(2, dim=-1)
+        q = q.view(b, h * w, heads, c // heads).transpose(1, 2)    # (B, h, HW, d)
+        k = k.reshape(b, -1, heads, c // heads).transpose(1, 2)    # (B, h, N, d)
+        v = v.reshape(b, -1, heads, c // heads).transpose(1, 2)
+        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(b, h * w, c)
+        tokens = tokens + self.proj(out)
+        return tokens.transpose(1, 2).reshape(b, c, h, w).contiguous()
