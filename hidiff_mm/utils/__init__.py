@@ -1,0 +1,3 @@
+from .io import atomic_torch_save
+
+__all__ = ['atomic_torch_save']
