@@ -1,0 +1,121 @@
+# Copyright (c) hidiff_mm contributors. All rights reserved.
+"""Train a model with MMEngine's Runner, in the style of MMagic's tools/train.py.
+
+Differences from MMagic's script:
+
+* ``import hidiff_mm`` (which applies :mod:`hidiff_mm.compat` and registers the HI-Diff modules)
+  runs before anything imports mmagic; this script itself never imports mmagic.
+* ``--resume`` takes an optional checkpoint path; without one it resumes from the latest
+  checkpoint in the work dir.
+* Multi-process runs without CUDA use gloo (see ``hidiff_mm.compat.setup_cpu_distributed``).
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+# Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
+# before anything imports mmagic (the mmengine modules above do not).
+from hidiff_mm import compat
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint; without a path, from the latest checkpoint '
+        'in the work dir')
+    parser.add_argument(
+        '--amp', action='store_true', help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair in xxx=yyy format '
+        'will be merged into config file. If the value to be overwritten is a list, it should be '
+        'like key="[a,b]" or key=a,b. It also allows nested list/tuple values, e.g. '
+        'key="[(a,b),(c,d)]". Note that the quotation marks are necessary and that no white '
+        'space is allowed.')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank; torchrun
+    # sets the LOCAL_RANK environment variable instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_amp(cfg):
+    """Switch ``OptimWrapper`` (or each one of an optimizer-wrapper dict) to AMP."""
+    optim_wrapper = cfg.optim_wrapper
+    if optim_wrapper.get('constructor', 'DefaultOptimWrapperConstructor') == \
+            'DefaultOptimWrapperConstructor':
+        wrappers = [optim_wrapper]
+    else:
+        wrappers = [v for v in optim_wrapper.values() if isinstance(v, dict) and 'type' in v]
+    for wrapper in wrappers:
+        if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print_log('AMP training is already enabled in your config.', logger='current',
+                      level=logging.WARNING)
+            continue
+        assert wrapper.get('type', 'OptimWrapper') == 'OptimWrapper', (
+            '`--amp` is only supported when the optimizer wrapper type is OptimWrapper, but got '
+            f'{wrapper.get("type")}.')
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.loss_scale = 'dynamic'
+
+
+def build_cfg(args):
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # work_dir priority: CLI > config > ./work_dirs/<config name>
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    compat.setup_cpu_distributed(cfg, args.launcher)
+
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    print_log(f'Working directory: {cfg.work_dir}', logger='current')
+    print_log(f'Log directory: {runner._log_dir}', logger='current')
+
+    runner.train()
+
+    print_log(f'Log saved under {runner._log_dir}', logger='current')
+    print_log(f'Checkpoint saved under {cfg.work_dir}', logger='current')
+    compat.teardown_distributed()
+
+
+if __name__ == '__main__':
+    main()
