@@ -10,7 +10,6 @@ net_le_dm, net_d) and the GoPro/RealBlur layout are recognised from the keys, no
 name. Without ``--config`` the layout's default config is used to check every key and shape.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import Dict, List
@@ -20,8 +19,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
-from hidiff_mm.models.official import (EDITOR_PREFIX, official_role,  # noqa: E402
-                                       official_variant, strip_official)
+from hidiff_mm.models.official import (EDITOR_PREFIX, official_role, official_variant,  # noqa: E402
+                                       strip_official)
 from hidiff_mm.utils import atomic_torch_save  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -75,9 +74,9 @@ def convert(states: Dict[str, Dict[str, torch.Tensor]], model: torch.nn.Module
 
 
 def build_model(config: str) -> torch.nn.Module:
-    from mmengine.config import Config
     from mmagic.registry import MODELS
     from mmagic.utils import register_all_modules
+    from mmengine.config import Config
 
     register_all_modules()
     return MODELS.build(Config.fromfile(config).model)

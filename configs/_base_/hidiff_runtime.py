@@ -1,11 +1,14 @@
-# MMagic's runtime defaults plus what HI-Diff changes: the plugin import, checkpoints every 4k
-# iterations (the official interval) keeping the best PSNR, and logging every 100 iterations.
+# MMagic's runtime defaults plus what HI-Diff changes: the plugin import; checkpoints every 4k
+# iterations (the official interval), in the work dir, written atomically, keeping the best PSNR;
+# logging every 100 iterations.
 _base_ = 'mmagic::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['hidiff_mm'], allow_failed_imports=False)
 
 default_hooks = dict(
-    checkpoint=dict(interval=4000, save_optimizer=True, out_dir='./work_dirs'),
+    checkpoint=dict(
+        interval=4000, save_optimizer=True, out_dir=None,
+        backend_args=dict(backend='atomic_local')),
     logger=dict(interval=100))
 
 randomness = dict(seed=100, deterministic=False)

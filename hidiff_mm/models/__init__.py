@@ -1,4 +1,4 @@
 from .backbones import *  # noqa: F401,F403
-from .layers import *  # noqa: F401,F403
-from .latent import *  # noqa: F401,F403
 from .editors import *  # noqa: F401,F403
+from .latent import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403

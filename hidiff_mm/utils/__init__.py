@@ -1,3 +1,3 @@
-from .io import atomic_torch_save
+from .io import atomic_torch_save, atomic_write_bytes
 
-__all__ = ['atomic_torch_save']
+__all__ = ['atomic_torch_save', 'atomic_write_bytes']

@@ -1,4 +1,5 @@
-"""File helpers."""
+"""File helpers: writes that never leave a truncated file behind."""
+import io
 import os
 import tempfile
 from typing import Any
@@ -6,17 +7,17 @@ from typing import Any
 import torch
 
 
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
+def atomic_write_bytes(data: bytes, path: str) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     A crash mid-write leaves the previous file (or none), never a truncated one.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.pth', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp_', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -24,3 +25,10 @@ def atomic_torch_save(obj: Any, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` with :func:`atomic_write_bytes` semantics."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)

@@ -15,9 +15,10 @@ class HIDiffTransformer(nn.Module):
 
     The prior pyramid gives ``z1 = z`` (N tokens), ``z2`` (N/4 tokens) and ``z3`` (one vector);
     levels 1 / decoder-1 / refinement take z1 through a HIM, levels 2-3 (encoder and decoder) take
-    z2 through a HIM, and every bottleneck block is modulated by z3. Output = conv(features) + input.
-    Defaults are the paper's GoPro model (25,298,923 parameters); RealBlur uses
-    ``ffn_expansion=2.0``. Submodule names equal the official ones, so official state dicts load as is.
+    z2 through a HIM, and every bottleneck block is modulated by z3; output = conv(features) +
+    input. Defaults are the paper's GoPro model (25,298,923 parameters); RealBlur uses
+    ``ffn_expansion=2.0``. Submodule names equal the official ones, so official state dicts load
+    as they are.
 
     Args:
         in_channels / out_channels: image channels.

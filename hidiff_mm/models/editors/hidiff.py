@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmagic.models import BaseEditModel
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
-from mmengine.logging import MMLogger
+from mmengine.logging import MessageHub, MMLogger
 
 
 @MODELS.register_module()
@@ -90,6 +90,17 @@ class HIDiff(BaseEditModel):
             prior = self.prior_head.sample(padded, generator=generator)
         return self.generator(padded, prior)[..., :h, :w]
 
+    def forward_inference(self,
+                          inputs: torch.Tensor,
+                          data_samples: Optional[DataSample] = None,
+                          **kwargs) -> DataSample:
+        """Prediction as ``pred_img`` plus the blurry input as ``input_img`` (both BGR, [0, 255]),
+        so metrics can score the input too (e.g. ``PSNR(pred_key='input_img')``)."""
+        feats = self.data_preprocessor.destruct(self.forward_tensor(inputs, data_samples),
+                                                data_samples)
+        blurry = self.data_preprocessor.destruct(inputs, data_samples)
+        return DataSample(pred_img=feats.cpu(), input_img=blurry.cpu())
+
     def forward_train(self,
                       inputs: torch.Tensor,
                       data_samples: Optional[DataSample] = None,
@@ -105,6 +116,17 @@ class HIDiff(BaseEditModel):
         return dict(
             loss_pix=self.pixel_loss(self.generator(inputs, prior), sharp),
             loss_prior=self.prior_loss(prior, target))
+
+    def parse_losses(self, losses: Dict[str, torch.Tensor]):
+        """Sum the losses; a non-finite total stops training before any weight changes."""
+        loss, log_vars = super().parse_losses(losses)
+        if not torch.isfinite(loss):
+            iteration = MessageHub.get_current_instance().get_info('iter')
+            values = {k: float(v) for k, v in log_vars.items()}
+            raise FloatingPointError(
+                f'HIDiff: non-finite loss at iteration {iteration} (stage {self.stage}): '
+                f'{values}; stopped before the update, the weights are unchanged')
+        return loss, log_vars
 
     def _sharp_from_samples(self, data_samples: DataSample) -> torch.Tensor:
         """The validation GT as model input: undo MMagic's BGR [0, 255] packing for metrics."""

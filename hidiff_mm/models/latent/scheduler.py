@@ -18,8 +18,9 @@ def make_betas(schedule: str, num_steps: int, beta_start: float, beta_end: float
     if schedule == 'linear':
         return np.linspace(beta_start, beta_end, num_steps, dtype=np.float64)
     if schedule == 'sqrt_linear':
-        return (torch.linspace(beta_start**0.5, beta_end**0.5, num_steps, dtype=torch.float64)
-                **2).numpy()
+        sqrt_betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_steps,
+                                    dtype=torch.float64)
+        return (sqrt_betas**2).numpy()
     raise ValueError(f"beta_schedule must be 'linear' or 'sqrt_linear', got {schedule!r}")
 
 
@@ -40,8 +41,9 @@ class HIDiffScheduler:
         prediction_type: ``'epsilon'`` (GoPro) or ``'sample'`` (x0, RealBlur).
         clip_sample: clamp the x0 estimate to ``[-clip_sample_range, clip_sample_range]``
             (GoPro True, RealBlur False).
-        legacy_start_point: the official GoPro start point ``abar_T * z + sqrt(1 - abar_T^2) * eps``
-            instead of DDPM's ``sqrt(abar_T) * z + sqrt(1 - abar_T) * eps`` (RealBlur uses the latter).
+        legacy_start_point: the official GoPro start point
+            ``abar_T * z + sqrt(1 - abar_T^2) * eps`` instead of DDPM's
+            ``sqrt(abar_T) * z + sqrt(1 - abar_T) * eps`` (RealBlur uses the latter).
         draw_step_noise: draw one unused ``N(0, I)`` sample per step, as the official RealBlur
             (ldm) sampler does; only the RNG stream changes, never the output of this sample.
     """
@@ -57,7 +59,8 @@ class HIDiffScheduler:
                  legacy_start_point: bool = True,
                  draw_step_noise: bool = False) -> None:
         if prediction_type not in ('epsilon', 'sample'):
-            raise ValueError(f"prediction_type must be 'epsilon' or 'sample', got {prediction_type!r}")
+            raise ValueError(
+                f"prediction_type must be 'epsilon' or 'sample', got {prediction_type!r}")
         betas = make_betas(beta_schedule, num_train_timesteps, beta_start, beta_end)
         alphas = 1. - betas
         abar = np.cumprod(alphas)

@@ -1,0 +1,10 @@
+# HI-Diff stage 2 on GoPro (official options/train/GoPro_S2.yml): start from the stage-1
+# checkpoint; the stage-1 encoder is frozen and gives the target prior; the Transformer, the
+# stage-2 encoder and the denoiser train for 300k iterations through the full T = 8 chain.
+_base_ = ['./hidiff_s1_gopro.py']
+
+experiment_name = 'hidiff_s2_gopro'
+work_dir = f'./work_dirs/{experiment_name}'
+
+model = dict(stage=2)
+load_from = './work_dirs/hidiff_s1_gopro/iter_300000.pth'

@@ -1,0 +1,4 @@
+from .atomic_backend import AtomicLocalBackend
+from .hooks import ExactResumeHook, ProgressivePatchHook, StageSwitchHook
+
+__all__ = ['AtomicLocalBackend', 'ExactResumeHook', 'ProgressivePatchHook', 'StageSwitchHook']

@@ -1,0 +1,5 @@
+from .exact_resume_hook import ExactResumeHook
+from .progressive_patch_hook import ProgressivePatchHook
+from .stage_switch_hook import StageSwitchHook
+
+__all__ = ['ExactResumeHook', 'ProgressivePatchHook', 'StageSwitchHook']

@@ -1,0 +1,53 @@
+"""Writes tiny HI-Diff training configs for the end-to-end tests."""
+import os.path as osp
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+TEMPLATE = '''
+_base_ = {demo!r}
+custom_imports = dict(imports=['hidiff_mm', 'kill_hook'], allow_failed_imports=False)
+work_dir = {work_dir!r}
+model = dict(
+    generator=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, prior_channels=16),
+    prior_head=dict(
+        encoder_s1=dict(embed_dim=4, num_blocks=1),
+        encoder_s2=dict(embed_dim=4, num_blocks=1),
+        denoiser=dict(prior_channels=16, inner_channels=16)))
+train_pipeline = [
+    dict(type='LoadImagePair', keys=['img', 'gt'], color_type='color', channel_order='rgb',
+         imdecode_backend='cv2'),
+    dict(type='SetValues', dictionary=dict(scale=1)),
+    {crop}
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size={batch}, num_workers={workers}, persistent_workers=False,
+    dataset=dict(data_root={data!r} + '/train', pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, dataset=dict(data_root={data!r} + '/test'))
+test_dataloader = val_dataloader
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=4, eta_min=1e-5, begin=0, end=4,
+                        by_epoch=False)]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={val_interval})
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict(interval=1))
+custom_hooks = [{hooks}]
+randomness = dict(seed=0, deterministic=True)
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
+'''
+
+AUGMENT = ("dict(type='PairedRandomCrop', gt_patch_size=16), "
+           "dict(type='RandomDihedral', keys=['img', 'gt']),")
+
+
+def write_config(path: str, data: str, work_dir: str, iters: int = 8, switch: int = 4,
+                 kill: int = None, workers: int = 0, batch: int = 2, augment: bool = True,
+                 val_interval: int = 4) -> str:
+    hooks = [f"dict(type='StageSwitchHook', switch_iter={switch})",
+             "dict(type='ExactResumeHook')"]
+    if kill is not None:
+        hooks.append(f"dict(type='KillAfterIterHook', kill_iter={kill})")
+    with open(path, 'w') as f:
+        f.write(TEMPLATE.format(
+            demo=osp.join(REPO, 'configs', 'hidiff_demo.py'), work_dir=work_dir, data=data,
+            iters=iters, workers=workers, batch=batch, crop=AUGMENT if augment else '',
+            hooks=', '.join(hooks), val_interval=val_interval))
+    return path
