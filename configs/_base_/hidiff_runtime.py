@@ -1,6 +1,7 @@
 # MMagic's runtime defaults plus what HI-Diff changes: the plugin import; checkpoints every 4k
 # iterations (the official interval), in the work dir, written atomically, keeping the best PSNR;
-# logging every 100 iterations.
+# logging every 100 iterations; blur | output | sharp images saved locally and, when tensorboard
+# is installed, to TensorBoard.
 _base_ = 'mmagic::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['hidiff_mm'], allow_failed_imports=False)
@@ -12,3 +13,6 @@ default_hooks = dict(
     logger=dict(interval=100))
 
 randomness = dict(seed=100, deterministic=False)
+
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardIfInstalled')]
+visualizer = dict(vis_backends=vis_backends, img_keys=['input', 'pred_img', 'gt_img'])

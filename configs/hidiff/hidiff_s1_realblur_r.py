@@ -21,5 +21,3 @@ custom_hooks = [
     dict(type='ExactResumeHook'),
     dict(type='BasicVisualizationHook', interval=1),
 ]
-
-visualizer = dict(img_keys=['input', 'pred_img', 'gt_img'])

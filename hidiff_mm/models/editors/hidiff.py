@@ -122,7 +122,7 @@ class HIDiff(BaseEditModel):
         loss, log_vars = super().parse_losses(losses)
         if not torch.isfinite(loss):
             iteration = MessageHub.get_current_instance().get_info('iter')
-            values = {k: float(v) for k, v in log_vars.items()}
+            values = {k: float(v.detach()) for k, v in log_vars.items()}
             raise FloatingPointError(
                 f'HIDiff: non-finite loss at iteration {iteration} (stage {self.stage}): '
                 f'{values}; stopped before the update, the weights are unchanged')

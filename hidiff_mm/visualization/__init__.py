@@ -1,0 +1,3 @@
+from .optional_tensorboard import TensorboardIfInstalled
+
+__all__ = ['TensorboardIfInstalled']

@@ -1,0 +1,80 @@
+"""Unit tests of the training hooks and the atomic checkpoint backend."""
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from mmagic.structures import DataSample
+from mmengine.fileio import get_file_backend
+
+from hidiff_mm.engine import ProgressivePatchHook
+from hidiff_mm.engine.hooks.exact_resume_hook import get_rng_state, set_rng_state
+
+OFFICIAL = dict(milestones=[20000, 40000, 60000, 80000, 100000, 300000],
+                patch_sizes=[128, 160, 192, 256, 320, 384], batch_sizes=[16, 10, 8, 4, 2, 2])
+
+
+def test_progressive_phases_follow_the_official_boundaries():
+    hook = ProgressivePatchHook(**OFFICIAL)
+    # 0-based iteration i is the official 1-based iteration i + 1
+    assert [hook.phase(i) for i in (0, 19999, 20000, 99999, 100000, 299999, 400000)] == \
+        [0, 0, 1, 4, 5, 5, 5]
+    restarted = ProgressivePatchHook(**OFFICIAL, start_iter=[0, 300000])
+    assert restarted.phase(300000) == 0 and restarted.phase(320000) == 1
+    with pytest.raises(ValueError, match='same length'):
+        ProgressivePatchHook([1, 2], [8], [1, 1])
+
+
+def test_progressive_hook_subsamples_and_crops_pairs_alike():
+    hook = ProgressivePatchHook([2, 4], [8, 12], [3, 2])
+    inputs = [torch.arange(16 * 16).view(1, 16, 16).repeat(3, 1, 1) + 1000 * i for i in range(4)]
+    samples = [DataSample(gt_img=x.clone() + 0.5) for x in inputs]
+    batch = dict(inputs=list(inputs), data_samples=samples)
+    np.random.seed(0)
+    hook.before_train_iter(SimpleNamespace(iter=0), 0, batch)
+    assert len(batch['inputs']) == 3 and batch['inputs'][0].shape == (3, 8, 8)
+    ids = []
+    for x, s in zip(batch['inputs'], batch['data_samples']):
+        assert torch.equal(s.gt_img, x + 0.5)  # same window in input and target
+        ids.append(int(x[0, 0, 0]) // 1000)
+    assert len(set(ids)) == 3  # without replacement
+    offsets = {int(x[0, 0, 0]) % 1000 for x in batch['inputs']}
+    assert len(offsets) == 1  # one window shared by the batch
+
+    big = dict(inputs=[torch.zeros(3, 10, 10)] * 2,
+               data_samples=[DataSample(gt_img=torch.zeros(3, 10, 10))] * 2)
+    with pytest.raises(ValueError, match='larger than the loaded'):
+        hook.before_train_iter(SimpleNamespace(iter=3), 0, big)
+
+
+def test_rng_state_round_trip():
+    import random
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    np.random.randn()  # leave a cached gaussian in numpy's state
+    state = get_rng_state()
+    expected = (random.random(), np.random.randn(), torch.rand(3))
+    set_rng_state(state)
+    got = (random.random(), np.random.randn(), torch.rand(3))
+    assert expected[0] == got[0] and expected[1] == got[1] and torch.equal(expected[2], got[2])
+    # only tensors: loads with weights_only=True
+    assert all(torch.is_tensor(v) for v in state.values())
+
+
+def test_atomic_backend_replaces_whole_files(tmp_path, monkeypatch):
+    backend = get_file_backend(str(tmp_path), backend_args=dict(backend='atomic_local'))
+    target = str(tmp_path / 'ckpt.pth')
+    backend.put(b'old', target)
+
+    def fail(*args, **kwargs):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(os, 'replace', fail)
+    with pytest.raises(OSError):
+        backend.put(b'new contents', target)
+    monkeypatch.undo()
+    with open(target, 'rb') as f:
+        assert f.read() == b'old'
+    assert os.listdir(tmp_path) == ['ckpt.pth']  # no temporary file left behind

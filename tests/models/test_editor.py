@@ -1,0 +1,96 @@
+"""The HIDiff editor: stages, trainable sets, blind prediction, oracle validation, NaN guard."""
+import pytest
+import torch
+from mmagic.registry import MODELS
+from mmagic.structures import DataSample
+from mmengine.optim import OptimWrapper
+
+
+def tiny_model(**kwargs) -> torch.nn.Module:
+    enc = dict(type='HIDiffLatentEncoder', embed_dim=4, num_blocks=1)
+    return MODELS.build(dict(
+        type='HIDiff',
+        generator=dict(type='HIDiffTransformer', dim=8, num_blocks=[1, 1, 1, 1],
+                       num_refinement_blocks=1, prior_channels=16),
+        prior_head=dict(type='LatentPriorHead', encoder_s1=dict(enc, in_channels=6),
+                        encoder_s2=dict(enc, in_channels=3),
+                        denoiser=dict(type='HIDiffMixerDenoiser', prior_channels=16,
+                                      inner_channels=16)),
+        data_preprocessor=dict(type='DataPreprocessor', mean=[0.] * 3, std=[255.] * 3),
+        **kwargs))
+
+
+def trainable(model) -> set:
+    return {n.split('.')[0] if n.startswith('generator') else '.'.join(n.split('.')[:2])
+            for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_stages_select_trainable_networks():
+    model = tiny_model()
+    assert trainable(model) == {'generator', 'prior_head.encoder_s1'}
+    model.set_stage(2)
+    assert trainable(model) == {'generator', 'prior_head.encoder_s2', 'prior_head.denoiser'}
+    with pytest.raises(ValueError, match='stage must be 1 or 2'):
+        model.set_stage(3)
+
+
+def test_stage_losses_and_gradients():
+    torch.manual_seed(0)
+    model = tiny_model()
+    blur, sharp = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    samples = DataSample(gt_img=sharp)
+    losses = model(blur, samples, mode='loss')
+    assert set(losses) == {'loss_pix'}
+    out = model.generator(blur, model.prior_head.encode(blur, sharp))
+    assert torch.allclose(losses['loss_pix'], (out - sharp).abs().mean())
+
+    model.set_stage(2)
+    losses = model(blur, samples, mode='loss')
+    assert set(losses) == {'loss_pix', 'loss_prior'}
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.prior_head.encoder_s1.parameters())
+    assert all(p.grad is not None for p in model.prior_head.denoiser.parameters())
+
+
+def test_blind_prediction_pads_crops_and_uses_one_draw():
+    model = tiny_model().eval()
+    blur = torch.rand(1, 3, 37, 53)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        a = model(blur)
+        state = torch.get_rng_state()
+        torch.manual_seed(3)
+        torch.randn(1, 16, 16)
+        assert torch.equal(state, torch.get_rng_state())  # exactly one (B, N, C') draw
+        torch.manual_seed(3)
+        b = model(blur)
+        c = model(blur, generator=torch.Generator().manual_seed(3))
+    assert a.shape == blur.shape
+    assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_oracle_validation_prior_is_opt_in():
+    blind, oracle = tiny_model(), tiny_model(oracle_val_prior=True)
+    oracle.load_state_dict(blind.state_dict())
+    blur, sharp = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    # validation packs the GT as BGR in [0, 255]
+    samples = DataSample(gt_img=sharp.flip(1) * 255)
+    samples.set_metainfo(dict(gt_img_output_channel_order='BGR'))
+    with torch.no_grad():
+        expected = oracle.generator(blur, oracle.prior_head.encode(blur, sharp))
+        assert torch.allclose(oracle(blur, samples), expected, atol=1e-5)
+        torch.manual_seed(0)
+        blind_out = blind(blur, samples)
+        torch.manual_seed(0)
+        assert torch.equal(blind_out, blind(blur))
+
+
+def test_non_finite_loss_stops_before_the_update():
+    model = tiny_model()
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = dict(inputs=[torch.full((3, 16, 16), float('nan'))],
+                data_samples=[DataSample(gt_img=torch.zeros(3, 16, 16))])
+    with pytest.raises(FloatingPointError, match='non-finite loss at iteration'):
+        model.train_step(data, optim)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
