@@ -5,8 +5,8 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmagic.registry import MODELS
+from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools', 'convert_official_checkpoint.py')
@@ -17,13 +17,14 @@ PREFIX = {'net_g': 'generator.', 'net_le': 'prior_head.encoder_s1.',
 def tiny_config(tmp_path, realblur=False) -> str:
     base = 'hidiff_realblur' if realblur else 'hidiff_gopro'
     path = tmp_path / 'tiny.py'
+    inner = '' if realblur else ', inner_channels=16'
     path.write_text(f'''
 _base_ = {osp.join(REPO, 'configs', '_base_', 'models', base + '.py')!r}
 model = dict(
     generator=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, prior_channels=16),
     prior_head=dict(encoder_s1=dict(embed_dim=4, num_blocks=1),
                     encoder_s2=dict(embed_dim=4, num_blocks=1),
-                    denoiser=dict(prior_channels=16{', inner_channels=16' if not realblur else ''})))
+                    denoiser=dict(prior_channels=16{inner})))
 ''')
     return str(path)
 
