@@ -8,6 +8,8 @@ import torch
 from mmagic.registry import MODELS
 from mmengine.config import Config
 
+import hidiff_mm  # noqa: F401  (registers the HI-Diff modules)
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools', 'convert_official_checkpoint.py')
 PREFIX = {'net_g': 'generator.', 'net_le': 'prior_head.encoder_s1.',
