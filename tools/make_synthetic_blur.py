@@ -32,6 +32,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-val', type=int, default=20, help='test/validation pairs')
     parser.add_argument('--size', type=int, default=128, help='image side in pixels')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--kernel-sizes', type=int, nargs=2, default=(5, 17),
+                        metavar=('MIN', 'MAX'),
+                        help='smallest and largest odd blur-kernel side; the default suits '
+                        '128 px images (GoPro blur spans a similar fraction of a 720p frame)')
     return parser.parse_args(argv)
 
 
@@ -44,7 +48,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         for folder in folders:
             os.makedirs(folder, exist_ok=True)
         for i in tqdm(range(num), desc=split, unit='pair'):
-            pair = make_blur_pair(np.random.default_rng([args.seed, split_id, i]), args.size)
+            pair = make_blur_pair(np.random.default_rng([args.seed, split_id, i]), args.size,
+                                  kernel_sizes=tuple(args.kernel_sizes))
             for folder, img in zip(folders, pair):
                 cv2.imwrite(osp.join(folder, f'{i:06d}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 

@@ -79,6 +79,13 @@ def test_transformer_shapes_and_errors():
         HIDiffTransformer(prior_tokens=10)
 
 
+def test_zero_init_output_starts_as_identity():
+    net = HIDiffTransformer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
+                            prior_channels=16, zero_init_output=True)
+    img = torch.rand(1, 3, 16, 16)
+    assert torch.equal(net(img, torch.randn(1, 16, 16)), img)
+
+
 def test_latent_encoder_stage_checks_and_sharp_first():
     enc = HIDiffLatentEncoder(in_channels=6, embed_dim=8, num_blocks=1)
     blur, sharp = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)

@@ -31,6 +31,8 @@ class HIDiffTransformer(nn.Module):
         norm_type: ``'WithBias'`` or ``'BiasFree'`` layer norms.
         prior_channels: C' (the official ``4 * embed_dim``).
         prior_tokens: N (the official ``group ** 2``); must be divisible by 4.
+        zero_init_output: start the output conv at zero, so the untrained network is the
+            identity (global residual); the official model uses PyTorch's default init (False).
     """
 
     def __init__(self,
@@ -44,7 +46,8 @@ class HIDiffTransformer(nn.Module):
                  bias: bool = False,
                  norm_type: str = 'WithBias',
                  prior_channels: int = 256,
-                 prior_tokens: int = 16) -> None:
+                 prior_tokens: int = 16,
+                 zero_init_output: bool = False) -> None:
         super().__init__()
         if prior_tokens % 4:
             raise ValueError(f'prior_tokens must be divisible by 4, got {prior_tokens}')
@@ -79,6 +82,10 @@ class HIDiffTransformer(nn.Module):
         self.decoder_level1 = level(2, 0, num_blocks[0])
         self.refinement = level(2, 0, num_refinement_blocks)
         self.output = nn.Conv2d(dim * 2, out_channels, 3, padding=1, bias=bias)
+        if zero_init_output:
+            nn.init.zeros_(self.output.weight)
+            if self.output.bias is not None:
+                nn.init.zeros_(self.output.bias)
 
     def forward(self, img: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """img: (B, 3, H, W) with H, W divisible by 8; prior: (B, N, C') -> (B, 3, H, W)."""
