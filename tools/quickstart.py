@@ -80,6 +80,10 @@ def main(argv=None):
     print(f'\nquickstart: {shown} on {args.data}/test')
     for name, value in sorted(metrics.items()):
         print(f'  {name}: {value:.4f}' if isinstance(value, float) else f'  {name}: {value}')
+    psnr, blurry = metrics.get('PSNR'), metrics.get('blurry_input/PSNR')
+    if psnr is not None and blurry is not None:
+        print(f'quickstart: PSNR {blurry:.2f} dB (blurry input) -> {psnr:.2f} dB (HI-Diff), '
+              f'{psnr - blurry:+.2f} dB; a small model trained for minutes on CPU')
 
 
 if __name__ == '__main__':

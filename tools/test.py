@@ -25,7 +25,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='the file to save metric results (json/yaml/pkl)')
+    parser.add_argument(
+        '--out',
+        help='the file to save metric results (json/yaml/pkl); with a config that defines '
+        'results_table, also <out stem>_table.md and _table.json (ours vs. published numbers)')
     parser.add_argument(
         '--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument(
@@ -52,15 +55,33 @@ class SaveMetricHook(Hook):
     Metrics may be 0-d tensors or numpy scalars (MMagic's ``MAE`` returns a tensor, which
     MMagic's own ``tools/test.py --out metrics.json`` fails to serialise); they are stored as
     Python numbers.
+
+    With ``table`` (the config's ``results_table``, see ``hidiff_mm.apis.results_table``) the
+    results table with the published numbers beside ours is also written, as
+    ``<out without extension>_table.md`` and ``_table.json``, and printed to the log.
     """
 
-    def __init__(self, out):
+    def __init__(self, out, table=None, info=None):
         self.out = out
+        self.table = table
+        self.info = info or {}
 
     def after_test_epoch(self, runner, metrics=None):
         if metrics is not None and runner.rank == 0:
             metrics = {k: v.item() if hasattr(v, 'item') else v for k, v in metrics.items()}
             mmengine.dump(metrics, self.out)
+            if self.table:
+                self._write_table(runner, metrics)
+
+    def _write_table(self, runner, metrics):
+        from hidiff_mm.apis.results_table import build_results_table, write_results_table
+        loaders = getattr(runner.test_loop, 'dataloaders', None) or [runner.test_loop.dataloader]
+        num_images = [len(loader.dataset) for loader in loaders]
+        table = build_results_table(metrics, self.table, num_images, self.info)
+        paths = write_results_table(table, osp.splitext(self.out)[0])
+        with open(paths[0], encoding='utf-8') as f:
+            print_log('\n' + f.read(), logger='current')
+        print_log(f'results table: {", ".join(paths)}', logger='current')
 
 
 def main(argv=None):
@@ -84,7 +105,9 @@ def main(argv=None):
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
     if args.out:
-        runner.register_hook(SaveMetricHook(args.out), 'LOWEST')
+        table = cfg.get('results_table', None)
+        info = dict(config=args.config, checkpoint=args.checkpoint)
+        runner.register_hook(SaveMetricHook(args.out, table, info), 'LOWEST')
 
     runner.test()
     compat.teardown_distributed()

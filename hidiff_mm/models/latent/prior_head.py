@@ -44,9 +44,13 @@ class LatentPriorHead(nn.Module):
                blur: torch.Tensor,
                z_start: Optional[torch.Tensor] = None,
                generator: Optional[torch.Generator] = None,
-               return_intermediates: bool = False
+               return_intermediates: bool = False,
+               num_inference_steps: Optional[int] = None
                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """blur: (B, 3, H, W) -> diffusion prior (B, N, C') (and the chain if asked)."""
+        """blur: (B, 3, H, W) -> diffusion prior (B, N, C') (and the chain if asked).
+
+        ``num_inference_steps`` runs a strided chain (see ``HIDiffScheduler.sample``).
+        """
         cond = self.encoder_s2(blur)
         if z_start is None:
             z_T = torch.randn(cond.shape, generator=generator, device=cond.device,
@@ -55,4 +59,5 @@ class LatentPriorHead(nn.Module):
             noise = torch.randn(z_start.shape, generator=generator, device=z_start.device,
                                 dtype=z_start.dtype)
             z_T = self.scheduler.add_noise(z_start, noise)
-        return self.scheduler.sample(self.denoiser, z_T, cond, generator, return_intermediates)
+        return self.scheduler.sample(self.denoiser, z_T, cond, generator, return_intermediates,
+                                     num_inference_steps)

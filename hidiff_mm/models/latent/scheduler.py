@@ -83,6 +83,7 @@ class HIDiffScheduler:
             betas * np.sqrt(abar_prev) / (1. - abar), dtype=f32)
         self.posterior_mean_coef2 = torch.tensor(
             (1. - abar_prev) * np.sqrt(alphas) / (1. - abar), dtype=f32)
+        self._abar64 = abar  # float64, for the strided sampler's coefficients
 
     def _coef(self, name: str, t: int, ref: torch.Tensor) -> torch.Tensor:
         return getattr(self, name)[t].to(device=ref.device, dtype=ref.dtype)
@@ -113,24 +114,98 @@ class HIDiffScheduler:
         return (self._coef('posterior_mean_coef1', t, z_t) * x0 +
                 self._coef('posterior_mean_coef2', t, z_t) * z_t)
 
+    def inference_timesteps(self, num_inference_steps: Optional[int] = None) -> List[int]:
+        """The 0-based steps the sampler visits, in order: all T (``None``) or an evenly spaced
+        subsequence of ``num_inference_steps`` of them that always starts at ``T - 1`` (the
+        noise level of ``z_T``) and, for two or more steps, ends at 0.
+
+        ``round(linspace(T - 1, 0, n))``; e.g. T = 8: n = 4 -> [7, 5, 2, 0], n = 2 -> [7, 0].
+        """
+        num_train = self.num_train_timesteps
+        if num_inference_steps is None:
+            return list(reversed(range(num_train)))
+        if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
+                or not 1 <= num_inference_steps <= num_train):
+            raise ValueError(f'num_inference_steps must be an integer in [1, {num_train}] '
+                             f'(the schedule has T = {num_train} steps), '
+                             f'got {num_inference_steps!r}')
+        steps = np.round(np.linspace(num_train - 1, 0, num_inference_steps)).astype(int)
+        return [int(t) for t in steps]  # distinct: the spacing is >= 1 because n <= T
+
+    def posterior_coefs(self, t: int, s: int) -> Tuple[float, float]:
+        """``(coef1, coef2)`` of the DDPM posterior mean ``E[z_s | z_t, x0] = coef1 * x0 +
+        coef2 * z_t`` for ``-1 <= s < t`` (``s = -1``: the clean end, abar = 1), in float64:
+
+        ``coef1 = sqrt(abar_s) (1 - abar_t / abar_s) / (1 - abar_t)``,
+        ``coef2 = sqrt(abar_t / abar_s) (1 - abar_s) / (1 - abar_t)``.
+
+        With ``s = t - 1`` these are the usual one-step coefficients (equal to the stored
+        float32 ``posterior_mean_coef1/2`` up to float32 rounding).
+        """
+        if not -1 <= s < t < self.num_train_timesteps:
+            raise ValueError(f'need -1 <= s < t < {self.num_train_timesteps}, got t={t}, s={s}')
+        abar_t = float(self._abar64[t])
+        abar_s = 1.0 if s < 0 else float(self._abar64[s])
+        coef1 = np.sqrt(abar_s) * (1. - abar_t / abar_s) / (1. - abar_t)
+        coef2 = np.sqrt(abar_t / abar_s) * (1. - abar_s) / (1. - abar_t)
+        return float(coef1), float(coef2)
+
     def sample(self,
                denoiser: Denoiser,
                z_T: torch.Tensor,
                cond: torch.Tensor,
                generator: Optional[torch.Generator] = None,
-               return_intermediates: bool = False
+               return_intermediates: bool = False,
+               num_inference_steps: Optional[int] = None
                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Run the T-step chain from ``z_T`` (B, N, C') given the condition ``cond`` (B, N, C').
 
         ``denoiser(z_t, cond, t)`` receives ``t`` as a ``(B,)`` long tensor of 0-based steps.
         Autograd flows through every step when enabled. With ``return_intermediates`` also
         returns ``[z_T, z_{T-1}, ..., z_0]``.
+
+        ``num_inference_steps`` (``None`` or T: the full chain, unchanged) runs only the
+        evenly spaced steps of :meth:`inference_timesteps`; each jumps from its step ``t`` to
+        the next chosen step ``s`` with the posterior mean of q(z_s | z_t, x0)
+        (:meth:`posterior_coefs`; the stored one-step coefficients where ``s = t - 1``), and
+        the last one to the clean end. The intermediates are then ``num_inference_steps + 1``
+        long. The official models were trained through the full chain only, so fewer steps
+        is an approximation of the trained sampler.
         """
+        if num_inference_steps is not None:
+            self.inference_timesteps(num_inference_steps)  # validates
+        if num_inference_steps is not None and num_inference_steps != self.num_train_timesteps:
+            return self._sample_strided(denoiser, z_T, cond, generator, return_intermediates,
+                                        num_inference_steps)
         z = z_T
         intermediates = [z]
         for t in reversed(range(self.num_train_timesteps)):
             steps = torch.full((z.shape[0], ), t, dtype=torch.long, device=z.device)
             z = self.step(denoiser(z, cond, steps), t, z)
+            if self.draw_step_noise:
+                torch.randn(z.shape, generator=generator, device=z.device)
+            intermediates.append(z)
+        return (z, intermediates) if return_intermediates else z
+
+    def _sample_strided(self, denoiser: Denoiser, z_T: torch.Tensor, cond: torch.Tensor,
+                        generator: Optional[torch.Generator], return_intermediates: bool,
+                        num_inference_steps: int
+                        ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+        timesteps = self.inference_timesteps(num_inference_steps)
+        z = z_T
+        intermediates = [z]
+        for i, t in enumerate(timesteps):
+            s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+            steps = torch.full((z.shape[0], ), t, dtype=torch.long, device=z.device)
+            x0 = self.predict_x0(denoiser(z, cond, steps), t, z)
+            if s == t - 1:
+                coef1 = self._coef('posterior_mean_coef1', t, z)
+                coef2 = self._coef('posterior_mean_coef2', t, z)
+            else:
+                c1, c2 = self.posterior_coefs(t, s)
+                coef1 = torch.tensor(c1, dtype=torch.float32).to(device=z.device, dtype=z.dtype)
+                coef2 = torch.tensor(c2, dtype=torch.float32).to(device=z.device, dtype=z.dtype)
+            z = coef1 * x0 + coef2 * z
             if self.draw_step_noise:
                 torch.randn(z.shape, generator=generator, device=z.device)
             intermediates.append(z)

@@ -1,0 +1,80 @@
+# Copyright (c) hidiff_mm contributors. All rights reserved.
+"""The Transformer's output guided by each intermediate prior ``z_T, ..., z_0`` of the sampler,
+as one labelled image grid (HI-Diff's Figure 1 idea: the prior sharpens the result step by
+step)."""
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from .inference import (ImageLike, image_to_tensor, load_input, make_generator, pad_to_multiple,
+                        sample_prior, tensor_to_image)
+
+DEFAULT_COLS = 5
+
+
+def prior_labels(num_train_timesteps: int, timesteps: Sequence[int]) -> List[str]:
+    """Labels of the chain ``[z_T, ...]`` visited through the 0-based ``timesteps``.
+
+    The official 1-based names: the start is ``z_T``; the step at 0-based ``t`` that jumps to
+    the next visited step ``s`` (or to the clean end) gives ``z_{s+1}`` (``z_0`` at the end).
+    """
+    labels = [f'z_{num_train_timesteps} (noise)']
+    for i in range(len(timesteps)):
+        nxt = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        labels.append(f'z_{nxt + 1}')
+    return labels
+
+
+def diffusion_trajectory(model: torch.nn.Module,
+                         image: ImageLike,
+                         seed: Optional[int] = None,
+                         steps: Optional[int] = None) -> List[Tuple[str, np.ndarray]]:
+    """``[(label, BGR uint8 image)]``: the blurry input, then the Transformer's output with each
+    intermediate prior from ``z_T`` (pure noise) to ``z_0`` (the prior used for prediction).
+
+    One ``z_T`` draw (seeded with ``seed``); ``steps`` as in :func:`hidiff_mm.apis.deblur`.
+    The last image equals ``deblur(model, image, seed=seed, steps=steps)``.
+    """
+    img, _ = load_input(image)
+    inputs = image_to_tensor(model, img)
+    h, w = inputs.shape[-2:]
+    padded = pad_to_multiple(inputs, model.pad_multiple)
+    scheduler = model.prior_head.scheduler
+    with torch.no_grad():
+        _, chain = sample_prior(model, padded, make_generator(model, seed), steps,
+                                return_intermediates=True)
+        outputs = [tensor_to_image(model, model.generator(padded, z)[..., :h, :w]) for z in chain]
+    labels = prior_labels(scheduler.num_train_timesteps, scheduler.inference_timesteps(steps))
+    return [('blurry input', img)] + list(zip(labels, outputs))
+
+
+def labelled_grid(items: Sequence[Tuple[str, np.ndarray]], cols: int = DEFAULT_COLS,
+                  gap: int = 4, background: int = 255) -> np.ndarray:
+    """Tile ``[(label, BGR uint8 image)]`` (same size) into one image, row by row, each image
+    under a white band with its label (``cv2.putText``)."""
+    if not items:
+        raise ValueError('labelled_grid needs at least one image')
+    h, w = items[0][1].shape[:2]
+    if any(img.shape[:2] != (h, w) for _, img in items):
+        raise ValueError('labelled_grid: all images must have the same size')
+    cols = max(1, min(cols, len(items)))
+    rows = -(-len(items) // cols)
+    scale = max(0.3, min(1.2, w / 256))
+    thickness = 1 if scale < 0.8 else 2
+    band = int(cv2.getTextSize('Ag', cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] * 2.2) + 4
+    cell_h, cell_w = band + h, w
+    grid = np.full((rows * cell_h + (rows + 1) * gap, cols * cell_w + (cols + 1) * gap, 3),
+                   background, np.uint8)
+    for i, (label, img) in enumerate(items):
+        r, c = divmod(i, cols)
+        y0, x0 = gap + r * (cell_h + gap), gap + c * (cell_w + gap)
+        grid[y0 + band:y0 + band + h, x0:x0 + w] = img
+        text = label
+        while len(text) > 1 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                                                thickness)[0][0] > w:
+            text = text[:-1]
+        cv2.putText(grid, text, (x0 + 2, y0 + band - band // 4), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return grid
