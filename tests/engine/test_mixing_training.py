@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from engine_utils import REPO, run_tool
 
 TEMPLATE = '''
 _base_ = {base!r}

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 import torch
-from conftest import run_tool
+from engine_utils import run_tool
 from tiny_config import write_config
 
 

@@ -1,3 +1,4 @@
 from .hidiff import HIDiff
+from .hidiff_gan import HIDiffGAN
 
-__all__ = ['HIDiff']
+__all__ = ['HIDiff', 'HIDiffGAN']

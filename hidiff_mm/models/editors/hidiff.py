@@ -87,8 +87,13 @@ class HIDiff(BaseEditModel):
                 sharp = F.pad(sharp, (0, pad_w, 0, pad_h), 'reflect')
             prior = self.prior_head.encode(padded, sharp)
         else:
-            prior = self.prior_head.sample(padded, generator=generator)
+            prior = self.blind_prior(padded, generator)
         return self.generator(padded, prior)[..., :h, :w]
+
+    def blind_prior(self, padded: torch.Tensor,
+                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The prior sampled from the (padded) blurry image alone, (B, N, C')."""
+        return self.prior_head(padded, generator=generator)
 
     def forward_inference(self,
                           inputs: torch.Tensor,
@@ -112,7 +117,7 @@ class HIDiff(BaseEditModel):
             return dict(loss_pix=self.pixel_loss(self.generator(inputs, prior), sharp))
         with torch.no_grad():
             target = self.prior_head.encode(inputs, sharp)
-        prior = self.prior_head.sample(inputs, z_start=target)
+        prior = self.prior_head(inputs, z_start=target)
         return dict(
             loss_pix=self.pixel_loss(self.generator(inputs, prior), sharp),
             loss_prior=self.prior_loss(prior, target))

@@ -1,0 +1,3 @@
+from .vgg_discriminator import VGGStyleDiscriminator
+
+__all__ = ['VGGStyleDiscriminator']
