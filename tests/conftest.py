@@ -12,6 +12,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,5 +33,14 @@ _load_compat().apply()
 torch.set_num_threads(2)
 
 from mmagic.utils import register_all_modules  # noqa: E402  (after compat.apply())
+from mmengine.registry import init_default_scope  # noqa: E402
 
 register_all_modules()
+
+
+@pytest.fixture(autouse=True)
+def mmagic_default_scope():
+    """Each test starts in the ``mmagic`` scope: a Runner built by an earlier test makes
+    ``mmengine`` the current default scope, where registry lookups miss MMagic's modules."""
+    init_default_scope('mmagic')
+    yield
