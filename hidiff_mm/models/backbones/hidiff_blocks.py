@@ -10,7 +10,25 @@ from ..layers.him import HIM
 from ..layers.layer_norm import HIDiffLayerNorm
 
 
-class MDTA(nn.Module):
+class _PriorModulated(nn.Module):
+    """Optional ``x * (W1 p + b1) + (W2 p + b2)`` of a branch input by a prior vector p (B, C').
+
+    The Linear layers are named ``ln1``/``ln2`` as in the official state dict.
+    """
+
+    def _init_modulation(self, channels: int, prior_channels: Optional[int]) -> None:
+        self.modulation = prior_channels is not None
+        if self.modulation:
+            self.ln1 = nn.Linear(prior_channels, channels)
+            self.ln2 = nn.Linear(prior_channels, channels)
+
+    def _modulate(self, x: torch.Tensor, prior: Optional[torch.Tensor]) -> torch.Tensor:
+        if prior is None or not self.modulation:
+            return x
+        return x * self.ln1(prior)[..., None, None] + self.ln2(prior)[..., None, None]
+
+
+class MDTA(_PriorModulated):
     """Multi-Dconv-head Transposed Attention: channel attention per head, ``(B, C, H, W)``.
 
     With ``prior_channels`` set, the input is first modulated by the prior vector
@@ -26,16 +44,12 @@ class MDTA(nn.Module):
         self.qkv_dwconv = nn.Conv2d(channels * 3, channels * 3, kernel_size=3, padding=1,
                                     groups=channels * 3, bias=bias)
         self.project_out = nn.Conv2d(channels, channels, kernel_size=1, bias=bias)
-        self.modulation = prior_channels is not None
-        if self.modulation:
-            self.ln1 = nn.Linear(prior_channels, channels)
-            self.ln2 = nn.Linear(prior_channels, channels)
+        self._init_modulation(channels, prior_channels)
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
         b, c, h, w = x.shape
-        if prior is not None and self.modulation:
-            x = x * self.ln1(prior)[..., None, None] + self.ln2(prior)[..., None, None]
+        x = self._modulate(x, prior)
         q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
         q = q.reshape(b, self.num_heads, c // self.num_heads, h * w)
         k = k.reshape(b, self.num_heads, c // self.num_heads, h * w)
@@ -46,7 +60,7 @@ class MDTA(nn.Module):
         return self.project_out((attn @ v).reshape(b, c, h, w))
 
 
-class GDFN(nn.Module):
+class GDFN(_PriorModulated):
     """Gated-Dconv Feed-forward Network, ``(B, C, H, W) -> (B, C, H, W)``.
 
     Hidden width ``int(C * expansion)``; optional prior modulation as in :class:`MDTA`.
@@ -60,15 +74,11 @@ class GDFN(nn.Module):
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1,
                                 groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
-        self.modulation = prior_channels is not None
-        if self.modulation:
-            self.ln1 = nn.Linear(prior_channels, channels)
-            self.ln2 = nn.Linear(prior_channels, channels)
+        self._init_modulation(channels, prior_channels)
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
-        if prior is not None and self.modulation:
-            x = x * self.ln1(prior)[..., None, None] + self.ln2(prior)[..., None, None]
+        x = self._modulate(x, prior)
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(x1) * x2)
 
