@@ -65,3 +65,20 @@ def test_two_process_gloo_matches_one_process_same_global_batch(tiny_data, tmp_p
         diff = max_diff(weights(osp.join(one_dir, f'iter_{it}.pth')),
                         weights(osp.join(two_dir, f'iter_{it}.pth')))
         assert diff <= 1e-5, f'iteration {it}: max weight difference {diff}'
+
+
+def test_two_process_gloo_run_switches_stage(tiny_data, tmp_path):
+    """The stage switch rebuilds the DDP wrapper for the stage-2 parameters."""
+    work_dir = str(tmp_path / 'dist_switch')
+    config = write_config(str(tmp_path / 'dist_switch.py'), tiny_data, work_dir, iters=4,
+                          switch=2, batch=2, val_interval=4)
+    run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+              'tools/train.py', config, '--launcher', 'pytorch'], timeout=400)
+    s2 = torch.load(osp.join(work_dir, 'iter_2.pth'), map_location='cpu', weights_only=True)
+    s4 = torch.load(osp.join(work_dir, 'iter_4.pth'), map_location='cpu', weights_only=True)
+    assert s2['meta']['hidiff_stage'] == 1 and s4['meta']['hidiff_stage'] == 2
+    assert len(s4['meta']['rng_states']) == 2  # one per rank
+    changed = [k for k in s4['state_dict']
+               if not torch.equal(s2['state_dict'][k], s4['state_dict'][k])]
+    assert any(k.startswith('prior_head.denoiser.') for k in changed)
+    assert not any(k.startswith('prior_head.encoder_s1.') for k in changed)
