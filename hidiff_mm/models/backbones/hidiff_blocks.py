@@ -1,11 +1,13 @@
 """Building blocks of the HI-Diff Transformer: MDTA, GDFN, the Transformer block and one level."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmagic.registry import MODELS
 from torch import nn
 
+from ..layers.fast_path import (DEFAULT_STRIP_PIXELS, channels_last, conv_rows, from_nhwc, nhwc,
+                                row_strips)
 from ..layers.him import HIM
 from ..layers.layer_norm import HIDiffLayerNorm
 
@@ -33,6 +35,11 @@ class MDTA(_PriorModulated):
 
     With ``prior_channels`` set, the input is first modulated by the prior vector
     (the bottleneck level of HI-Diff); its Linear layers are ``ln1``/``ln2``.
+
+    Fast path: channels-last maps; the per-head Gram matrices ``q k^T``, ``q q^T`` and
+    ``k k^T`` by batched GEMMs on strided views (the L2 norms of F.normalize are the square roots
+    of the last two diagonals), and ``project_out`` folded into the attention matrix, so the
+    output is one GEMM ``v (Wp blockdiag(attn))^T`` that also adds the residual.
     """
 
     def __init__(self, channels: int, num_heads: int, bias: bool = False,
@@ -45,9 +52,13 @@ class MDTA(_PriorModulated):
                                     groups=channels * 3, bias=bias)
         self.project_out = nn.Conv2d(channels, channels, kernel_size=1, bias=bias)
         self._init_modulation(channels, prior_channels)
+        self.fast_path = True
+        self.strip_pixels = DEFAULT_STRIP_PIXELS
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
+        if self.fast_path:
+            return self._forward_fast(x, prior, None)
         b, c, h, w = x.shape
         x = self._modulate(x, prior)
         q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
@@ -59,11 +70,70 @@ class MDTA(_PriorModulated):
         attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
         return self.project_out((attn @ v).reshape(b, c, h, w))
 
+    def forward_residual(self, x: torch.Tensor, residual: torch.Tensor,
+                         prior: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``residual + self(x, prior)``; the fast path adds the residual inside its GEMM."""
+        if self.fast_path:
+            return self._forward_fast(x, prior, residual)
+        return residual + self(x, prior)
+
+    def _head_grams(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """t: (L, 3C) rows of [q | k | v] -> q k^T (h, d, d), |q|^2 and |k|^2 (h, d) per head."""
+        c = t.shape[1] // 3
+        heads, d = self.num_heads, c // self.num_heads
+        q = t[:, :c].view(-1, heads, d).permute(1, 2, 0)          # (h, d, L)
+        k = t[:, c:2 * c].view(-1, heads, d).permute(1, 2, 0)
+        return (torch.bmm(q, k.transpose(1, 2)),
+                torch.bmm(q, q.transpose(1, 2)).diagonal(dim1=1, dim2=2),
+                torch.bmm(k, k.transpose(1, 2)).diagonal(dim1=1, dim2=2))
+
+    def _forward_fast(self, x: torch.Tensor, prior: Optional[torch.Tensor],
+                      residual: Optional[torch.Tensor]) -> torch.Tensor:
+        b, c, h, w = x.shape
+        x = channels_last(self._modulate(x, prior))
+
+        def qkv(rows: torch.Tensor) -> torch.Tensor:
+            return self.qkv_dwconv(self.qkv(rows))
+
+        strips = row_strips(h, w, self.strip_pixels, torch.is_grad_enabled())
+        if len(strips) == 1:
+            t = nhwc(qkv(x)).reshape(b, h * w, 3 * c)
+            grams = [self._head_grams(t[i]) for i in range(b)]
+            values = t[..., 2 * c:]
+        else:
+            grams = [None] * b
+            values = x.new_empty(b, h * w, c)
+            for r0, r1 in strips:
+                t = nhwc(conv_rows(x, qkv, r0, r1)).reshape(b, (r1 - r0) * w, 3 * c)
+                values[:, r0 * w:r1 * w] = t[..., 2 * c:]
+                for i in range(b):
+                    part = self._head_grams(t[i])
+                    grams[i] = part if grams[i] is None else tuple(
+                        acc + new for acc, new in zip(grams[i], part))
+
+        weight = self.project_out.weight.view(c, c)
+        outs = []
+        for i, (qk, qq, kk) in enumerate(grams):
+            norm_q = qq.clamp_min(0).sqrt().clamp_min(1e-12)
+            norm_k = kk.clamp_min(0).sqrt().clamp_min(1e-12)
+            attn = (qk / (norm_q[:, :, None] * norm_k[:, None, :]) * self.temperature)
+            mix = weight @ torch.block_diag(*attn.softmax(dim=-1))   # (C, C)
+            if residual is None:
+                out = values[i] @ mix.t()
+            else:
+                out = torch.addmm(nhwc(residual[i:i + 1]).reshape(h * w, c), values[i], mix.t())
+            if self.project_out.bias is not None:
+                out = out + self.project_out.bias
+            outs.append(out)
+        return from_nhwc(torch.stack(outs) if b > 1 else outs[0][None], h, w)
+
 
 class GDFN(_PriorModulated):
     """Gated-Dconv Feed-forward Network, ``(B, C, H, W) -> (B, C, H, W)``.
 
     Hidden width ``int(C * expansion)``; optional prior modulation as in :class:`MDTA`.
+    Fast path: channels-last maps, the gate computed in place without autograd, and
+    ``project_out`` as one GEMM that also adds the residual.
     """
 
     def __init__(self, channels: int, expansion: float = 2.66, bias: bool = False,
@@ -75,12 +145,51 @@ class GDFN(_PriorModulated):
                                 groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
         self._init_modulation(channels, prior_channels)
+        self.fast_path = True
+        self.strip_pixels = DEFAULT_STRIP_PIXELS
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
+        if self.fast_path:
+            return self._forward_fast(x, prior, None)
         x = self._modulate(x, prior)
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(x1) * x2)
+
+    def forward_residual(self, x: torch.Tensor, residual: torch.Tensor,
+                         prior: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``residual + self(x, prior)``; the fast path adds the residual inside its GEMM."""
+        if self.fast_path:
+            return self._forward_fast(x, prior, residual)
+        return residual + self(x, prior)
+
+    def _forward_fast(self, x: torch.Tensor, prior: Optional[torch.Tensor],
+                      residual: Optional[torch.Tensor]) -> torch.Tensor:
+        b, c, h, w = x.shape
+        x = channels_last(self._modulate(x, prior))
+        hidden = self.project_out.in_channels
+        weight = self.project_out.weight.view(c, hidden).t()
+        grad = torch.is_grad_enabled()
+
+        def hidden_rows(rows: torch.Tensor) -> torch.Tensor:
+            return self.dwconv(self.project_in(rows))
+
+        strips = row_strips(h, w, self.strip_pixels, grad)
+        out = None if len(strips) == 1 else x.new_empty(b, h, w, c)
+        for r0, r1 in strips:
+            x1, x2 = conv_rows(x, hidden_rows, r0, r1).chunk(2, dim=1)
+            gate = F.gelu(x1) * x2 if grad else F.gelu(x1).mul_(x2)
+            gate = nhwc(channels_last(gate)).reshape(-1, hidden)
+            if residual is None:
+                rows = gate @ weight
+            else:
+                rows = torch.addmm(nhwc(residual[:, :, r0:r1]).reshape(-1, c), gate, weight)
+            if self.project_out.bias is not None:
+                rows = rows + self.project_out.bias
+            if out is None:
+                return from_nhwc(rows.view(b, h * w, c), h, w)
+            out[:, r0:r1] = rows.view(b, r1 - r0, w, c)
+        return out.permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()
@@ -109,8 +218,8 @@ class HIDiffTransformerBlock(nn.Module):
         self.ffn = GDFN(channels, ffn_expansion, bias, prior_channels)
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), prior)
-        return x + self.ffn(self.norm2(x), prior)
+        x = self.attn.forward_residual(self.norm1(x), x, prior)
+        return self.ffn.forward_residual(self.norm2(x), x, prior)
 
 
 class HIDiffLevel(nn.Module):

@@ -5,6 +5,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
+from ..layers.fast_path import DEFAULT_STRIP_PIXELS, channels_last, set_fast_path
 from ..layers.prior_pyramid import PriorTokenPool
 from .hidiff_blocks import Downsample, HIDiffLevel, PatchEmbed, Upsample
 
@@ -33,6 +34,12 @@ class HIDiffTransformer(nn.Module):
         prior_tokens: N (the official ``group ** 2``); must be divisible by 4.
         zero_init_output: start the output conv at zero, so the untrained network is the
             identity (global residual); the official model uses PyTorch's default init (False).
+        fast_path: run the fast forwards (channels-last, fused layer norm and projections,
+            row strips without autograd); False runs the exact, official-style forwards. Both
+            use the same parameters; :func:`~hidiff_mm.models.layers.set_fast_path` switches a
+            built model.
+        strip_pixels: row-strip size, in pixels, of MDTA / GDFN on the fast path without
+            autograd; it bounds the forward's working memory.
     """
 
     def __init__(self,
@@ -47,7 +54,9 @@ class HIDiffTransformer(nn.Module):
                  norm_type: str = 'WithBias',
                  prior_channels: int = 256,
                  prior_tokens: int = 16,
-                 zero_init_output: bool = False) -> None:
+                 zero_init_output: bool = False,
+                 fast_path: bool = True,
+                 strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
         super().__init__()
         if prior_tokens % 4:
             raise ValueError(f'prior_tokens must be divisible by 4, got {prior_tokens}')
@@ -86,6 +95,8 @@ class HIDiffTransformer(nn.Module):
             nn.init.zeros_(self.output.weight)
             if self.output.bias is not None:
                 nn.init.zeros_(self.output.bias)
+        self.fast_path = fast_path
+        set_fast_path(self, fast_path, strip_pixels)
 
     def forward(self, img: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """img: (B, 3, H, W) with H, W divisible by 8; prior: (B, N, C') -> (B, 3, H, W)."""
@@ -100,6 +111,11 @@ class HIDiffTransformer(nn.Module):
         z2 = self.down_1(z1)
         z3 = self.down_2(z2).flatten(1)
 
+        out = self._features(channels_last(img) if self.fast_path else img, z1, z2, z3)
+        return (out + img).contiguous()
+
+    def _features(self, img: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
+                  z3: torch.Tensor) -> torch.Tensor:
         enc1 = self.encoder_level1(self.patch_embed(img), z1)
         enc2 = self.encoder_level2(self.down1_2(enc1), z2)
         enc3 = self.encoder_level3(self.down2_3(enc2), z2)
@@ -110,4 +126,4 @@ class HIDiffTransformer(nn.Module):
         dec2 = self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], 1))
         dec2 = self.decoder_level2(dec2, z2)
         dec1 = self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1), z1)
-        return self.output(self.refinement(dec1, z1)) + img
+        return self.output(self.refinement(dec1, z1))

@@ -3,6 +3,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
+from .fast_path import channels_last, from_nhwc, nhwc
 from .layer_norm import HIDiffLayerNorm
 
 
@@ -13,6 +14,12 @@ class HIM(nn.Module):
     Every pixel is a query; the N prior tokens give keys and values. Contract:
     ``forward(x: (B, C, H, W), prior: (B, N, C')) -> (B, C, H, W)``, a residual update
     ``x + proj(softmax(q k^T / sqrt(d)) v)`` where ``q = Wq LN(x)`` and ``k, v = Wkv LN(prior)``.
+
+    Fast path: with only N prior tokens, the query projection is folded into the keys
+    (``q_h k_h^T = LN(x) (k_h Wq_h)^T``) and the output projection into the values
+    (``P_h v_h Wp_h^T``), so the whole module is two GEMMs over the pixels with inner sizes C and
+    heads x N, instead of a C x C projection before and after the attention. The output keeps
+    the input's memory layout (channels-last in HI-Diff, whatever a wrapped backbone uses).
 
     Args:
         channels: C, the feature width.
@@ -42,12 +49,15 @@ class HIM(nn.Module):
         self.q = nn.Linear(channels, channels, bias=bias)
         self.kv = nn.Linear(prior_channels, 2 * channels, bias=False)
         self.proj = nn.Linear(channels, channels, bias=True)
+        self.fast_path = True
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, N, C') -> (B, C, H, W)."""
         if prior.dim() != 3 or prior.shape[-1] != self.prior_channels:
             raise ValueError(f'HIM expects a prior of shape (B, N, {self.prior_channels}), '
                              f'got {tuple(prior.shape)}')
+        if self.fast_path:
+            return self._forward_fast(x, prior)
         b, c, h, w = x.shape
         heads = self.num_heads
         tokens = x.flatten(2).transpose(1, 2)                      # (B, HW, C)
@@ -60,3 +70,27 @@ class HIM(nn.Module):
         out = (attn @ v).transpose(1, 2).reshape(b, h * w, c)
         tokens = tokens + self.proj(out)
         return tokens.transpose(1, 2).reshape(b, c, h, w).contiguous()
+
+    def _forward_fast(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        heads, d = self.num_heads, c // self.num_heads
+        n = prior.shape[1]
+        keep_layout = x.is_contiguous(memory_format=torch.channels_last)
+        x = channels_last(x)
+        tokens = nhwc(x).reshape(b, h * w, c)
+        k, v = self.kv(self.norm2(prior)).chunk(2, dim=-1)
+        k = k.reshape(b, n, heads, d).transpose(1, 2)                              # (B, h, N, d)
+        v = v.reshape(b, n, heads, d).transpose(1, 2)
+        keys = (k @ self.q.weight.view(heads, d, c)).mul_(self.scale)             # (B, h, N, C)
+        logits_bias = x.new_zeros(b, 1, heads * n)
+        if self.q.bias is not None:
+            logits_bias = (k @ self.q.bias.view(heads, d, 1)).view(b, 1, heads * n) * self.scale
+        logits = torch.baddbmm(logits_bias, nhwc(self.norm1(x)).reshape(b, h * w, c),
+                               keys.reshape(b, heads * n, c).transpose(1, 2))
+        probs = logits.view(b, h * w, heads, n).softmax(dim=-1).view(b, h * w, heads * n)
+        proj_w = self.proj.weight.view(c, heads, d).permute(1, 2, 0)               # (h, d, C)
+        # Each head's probabilities sum to 1, so adding bias / heads to every value row adds
+        # the projection bias exactly once per pixel.
+        values = (v @ proj_w).add_(self.proj.bias / heads).reshape(b, heads * n, c)
+        out = from_nhwc(torch.baddbmm(tokens, probs, values), h, w)
+        return out if keep_layout else out.contiguous()

@@ -1,6 +1,9 @@
 """Restormer-style layer norm used throughout HI-Diff's Transformer."""
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .fast_path import nhwc
 
 
 class _LayerNormBody(nn.Module):
@@ -24,12 +27,22 @@ class _LayerNormBody(nn.Module):
         mu = x.mean(-1, keepdim=True)
         return (x - mu) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function in one fused kernel (``F.layer_norm``) where it exists."""
+        if self.with_bias:
+            return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        var = x.var(-1, keepdim=True, unbiased=False)
+        return x * torch.rsqrt(var + self.eps) * self.weight
+
 
 class HIDiffLayerNorm(nn.Module):
     """Layer norm over channels for feature maps ``(B, C, H, W)`` or tokens ``(B, L, C)``.
 
     The parameters live in ``.body`` (state keys ``<name>.body.weight`` / ``.body.bias``), as in the
     official release. Feature maps are normalised per pixel over ``C``; tokens over the last axis.
+
+    The fast path (``fast_path=True``, see :func:`~.fast_path.set_fast_path`) normalises a map
+    in one fused kernel and returns it channels-last; the exact path follows the official code.
 
     Args:
         channels: C.
@@ -41,8 +54,10 @@ class HIDiffLayerNorm(nn.Module):
         if norm_type not in ('WithBias', 'BiasFree'):
             raise ValueError(f"norm_type must be 'WithBias' or 'BiasFree', got {norm_type!r}")
         self.body = _LayerNormBody(channels, with_bias=norm_type == 'WithBias')
+        self.fast_path = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = self.body.forward_fast if self.fast_path else self.body
         if x.dim() == 4:
-            return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        return self.body(x)
+            return norm(nhwc(x)).permute(0, 3, 1, 2)
+        return norm(x)
