@@ -70,12 +70,13 @@ class MDTA(_PriorModulated):
         attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
         return self.project_out((attn @ v).reshape(b, c, h, w))
 
-    def forward_residual(self, x: torch.Tensor, residual: torch.Tensor,
+    def forward_residual(self, x: torch.Tensor, norm: nn.Module,
                          prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``residual + self(x, prior)``; the fast path adds the residual inside its GEMM."""
+        """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
+        the residual inside its output GEMM."""
         if self.fast_path:
-            return self._forward_fast(x, prior, residual)
-        return residual + self(x, prior)
+            return self._forward_fast(x, prior, norm)
+        return x + self(norm(x), prior)
 
     def _head_grams(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (L, 3C) rows of [q | k | v] -> q k^T (h, d, d), |q|^2 and |k|^2 (h, d) per head."""
@@ -88,12 +89,15 @@ class MDTA(_PriorModulated):
                 torch.bmm(k, k.transpose(1, 2)).diagonal(dim1=1, dim2=2))
 
     def _forward_fast(self, x: torch.Tensor, prior: Optional[torch.Tensor],
-                      residual: Optional[torch.Tensor]) -> torch.Tensor:
+                      norm: Optional[nn.Module]) -> torch.Tensor:
         b, c, h, w = x.shape
-        x = channels_last(self._modulate(x, prior))
+        x = channels_last(x)
+        residual = None if norm is None else x
 
         def qkv(rows: torch.Tensor) -> torch.Tensor:
-            return self.qkv_dwconv(self.qkv(rows))
+            if norm is not None:
+                rows = norm(rows)
+            return self.qkv_dwconv(self.qkv(channels_last(self._modulate(rows, prior))))
 
         strips = row_strips(h, w, self.strip_pixels, torch.is_grad_enabled())
         if len(strips) == 1:
@@ -132,8 +136,8 @@ class GDFN(_PriorModulated):
     """Gated-Dconv Feed-forward Network, ``(B, C, H, W) -> (B, C, H, W)``.
 
     Hidden width ``int(C * expansion)``; optional prior modulation as in :class:`MDTA`.
-    Fast path: channels-last maps, the gate computed in place without autograd, and
-    ``project_out`` as one GEMM that also adds the residual.
+    Fast path: channels-last maps, the two halves of the gate computed one after the other
+    (in place without autograd), and ``project_out`` as one GEMM that also adds the residual.
     """
 
     def __init__(self, channels: int, expansion: float = 2.66, bias: bool = False,
@@ -156,30 +160,43 @@ class GDFN(_PriorModulated):
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(x1) * x2)
 
-    def forward_residual(self, x: torch.Tensor, residual: torch.Tensor,
+    def forward_residual(self, x: torch.Tensor, norm: nn.Module,
                          prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``residual + self(x, prior)``; the fast path adds the residual inside its GEMM."""
+        """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
+        the residual inside its output GEMM."""
         if self.fast_path:
-            return self._forward_fast(x, prior, residual)
-        return residual + self(x, prior)
+            return self._forward_fast(x, prior, norm)
+        return x + self(norm(x), prior)
 
     def _forward_fast(self, x: torch.Tensor, prior: Optional[torch.Tensor],
-                      residual: Optional[torch.Tensor]) -> torch.Tensor:
+                      norm: Optional[nn.Module]) -> torch.Tensor:
         b, c, h, w = x.shape
-        x = channels_last(self._modulate(x, prior))
+        x = channels_last(x)
+        residual = None if norm is None else x
         hidden = self.project_out.in_channels
         weight = self.project_out.weight.view(c, hidden).t()
         grad = torch.is_grad_enabled()
 
-        def hidden_rows(rows: torch.Tensor) -> torch.Tensor:
-            return self.dwconv(self.project_in(rows))
+        def half(rows: torch.Tensor, i: int) -> torch.Tensor:
+            """Half ``i`` of ``dwconv(project_in(rows))``: the two halves are computed one after
+            the other, so that the gate never needs all 2 x hidden channels at once."""
+            part = slice(i * hidden, (i + 1) * hidden)
+            pin, dw = self.project_in, self.dwconv
+            rows = F.conv2d(rows, pin.weight[part], None if pin.bias is None else pin.bias[part])
+            return F.conv2d(rows, dw.weight[part], None if dw.bias is None else dw.bias[part],
+                            padding=1, groups=hidden)
+
+        def gate_rows(rows: torch.Tensor) -> torch.Tensor:
+            if norm is not None:
+                rows = norm(rows)
+            rows = channels_last(self._modulate(rows, prior))
+            gate = F.gelu(half(rows, 0))
+            return gate * half(rows, 1) if grad else gate.mul_(half(rows, 1))
 
         strips = row_strips(h, w, self.strip_pixels, grad)
         out = None if len(strips) == 1 else x.new_empty(b, h, w, c)
         for r0, r1 in strips:
-            x1, x2 = conv_rows(x, hidden_rows, r0, r1).chunk(2, dim=1)
-            gate = F.gelu(x1) * x2 if grad else F.gelu(x1).mul_(x2)
-            gate = nhwc(channels_last(gate)).reshape(-1, hidden)
+            gate = nhwc(channels_last(conv_rows(x, gate_rows, r0, r1))).reshape(-1, hidden)
             if residual is None:
                 rows = gate @ weight
             else:
@@ -218,8 +235,8 @@ class HIDiffTransformerBlock(nn.Module):
         self.ffn = GDFN(channels, ffn_expansion, bias, prior_channels)
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-        x = self.attn.forward_residual(self.norm1(x), x, prior)
-        return self.ffn.forward_residual(self.norm2(x), x, prior)
+        x = self.attn.forward_residual(x, self.norm1, prior)
+        return self.ffn.forward_residual(x, self.norm2, prior)
 
 
 class HIDiffLevel(nn.Module):

@@ -116,14 +116,18 @@ class HIDiffTransformer(nn.Module):
 
     def _features(self, img: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
                   z3: torch.Tensor) -> torch.Tensor:
+        # Each skip tensor is dropped right after its last use, so that the full-resolution
+        # maps of the encoder do not stay alive through the decoder (inference memory).
         enc1 = self.encoder_level1(self.patch_embed(img), z1)
         enc2 = self.encoder_level2(self.down1_2(enc1), z2)
         enc3 = self.encoder_level3(self.down2_3(enc2), z2)
-        latent = self.latent(self.down3_4(enc3), z3)
-
-        dec3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], 1))
-        dec3 = self.decoder_level3(dec3, z2)
-        dec2 = self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], 1))
-        dec2 = self.decoder_level2(dec2, z2)
-        dec1 = self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1), z1)
-        return self.output(self.refinement(dec1, z1))
+        dec = self.latent(self.down3_4(enc3), z3)
+        dec = self.reduce_chan_level3(torch.cat([self.up4_3(dec), enc3], 1))
+        del enc3
+        dec = self.decoder_level3(dec, z2)
+        dec = self.reduce_chan_level2(torch.cat([self.up3_2(dec), enc2], 1))
+        del enc2
+        dec = self.decoder_level2(dec, z2)
+        dec = torch.cat([self.up2_1(dec), enc1], 1)
+        del enc1
+        return self.output(self.refinement(self.decoder_level1(dec, z1), z1))

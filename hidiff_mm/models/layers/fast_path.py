@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import nn
 
-DEFAULT_STRIP_PIXELS = 1 << 17
+DEFAULT_STRIP_PIXELS = 1 << 16
 
 
 def set_fast_path(module: nn.Module, enabled: bool = True,

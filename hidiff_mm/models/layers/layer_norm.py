@@ -31,6 +31,7 @@ class _LayerNormBody(nn.Module):
         """The same function in one fused kernel (``F.layer_norm``) where it exists."""
         if self.with_bias:
             return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        x = x.contiguous()
         var = x.var(-1, keepdim=True, unbiased=False)
         return x * torch.rsqrt(var + self.eps) * self.weight
 
