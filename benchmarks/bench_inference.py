@@ -1,48 +1,66 @@
-"""CPU inference benchmark: HI-Diff (GoPro) blind prediction vs. MMagic's Restormer.
+"""CPU inference benchmark: HI-Diff blind prediction, fast path vs. exact path vs. official code.
 
 Usage::
 
     python benchmarks/bench_inference.py [--sizes 256x256 1280x720] [--repeats 3] \
-        [--threads 2] [--official PATH] [--json results.json]
+        [--repeats-large N] [--threads 2] [--official PATH] [--models fast exact official] \
+        [--strip-pixels N] [--json results.json]
 
-Each case (model x size) runs in a fresh subprocess of this script: it builds the model
-(fp32, random weights, eval mode), records its resident set size (RSS), runs one warm-up
-forward and ``--repeats`` timed forwards under ``torch.no_grad()`` with
-``torch.set_num_threads(--threads)``, and reports the median time and its peak RSS
-(``getrusage(RUSAGE_SELF).ru_maxrss``), both absolute and minus the RSS right after model
-construction. Every worker imports ``hidiff_mm`` (and so MMagic) first, so absolute peaks
-share the same import baseline.
+Models (``--models``; default ``fast exact`` plus ``official`` when ``--official`` is given):
 
-Models:
+* ``fast``: this repository's HI-Diff GoPro model, whole blind prediction
+  (``HIDiff.forward_tensor``: reflect pad to 8, stage-2 encoder, 8-step sampler, Transformer),
+  on the fast path (the default; ``--strip-pixels`` sets its row-strip size).
+* ``exact``: the same model switched to the exact reference path
+  (``hidiff_mm.models.layers.set_fast_path(model, False)``), written like the official code.
+* ``official`` (needs ``--official PATH``, a local checkout of github.com/zhengchen1999/HI-Diff
+  read at run time, never copied): the official ``Transformer``, ``latent_encoder_gelu`` and
+  ``denoising`` networks with the options of ``options/test/GoPro.yml``, run the way
+  ``HI_Diff_S2.test()`` runs them.
+* ``restormer`` (only when asked for): ``mmagic.models.Restormer`` with its motion-deblurring
+  (GoPro) settings; a different network, so no output difference is reported for it.
 
-* ``hidiff``: the HI-Diff GoPro model's full blind prediction, ``HIDiff.forward_tensor``
-  (stage-2 encoder + 8-step sampler + Transformer).
-* ``restormer``: ``mmagic.models.Restormer`` with its motion-deblurring (GoPro) settings.
-* ``official`` (only with ``--official PATH``, a local checkout of github.com/zhengchen1999/
-  HI-Diff read at run time): the official GoPro networks (``Transformer``,
-  ``latent_encoder_gelu``, ``denoising``) imported from ``PATH/hi_diff/archs`` with a stub
-  ``basicsr.utils.registry.ARCH_REGISTRY`` made at run time, run as the official
-  ``HI_Diff_S2.test()`` does (reflect pad to 8, ``LE_DM``, 8-step posterior-mean loop, ``net_g``).
+Identical weights, inputs and noise: a first subprocess builds the HI-Diff model with
+``torch.manual_seed(0)`` and saves its state dict to a temporary file; every HI-Diff worker loads
+it (the official networks through the official key names). Each input is
+``torch.rand(1, 3, H, W)`` drawn after ``torch.manual_seed(0)``, and every forward draws the
+sampler's starting noise from a ``torch.Generator`` reseeded to 0. Each worker saves the output
+of its first forward; the parent reports the max abs difference of each model's output against
+the reference (``official`` when it ran, else ``exact``).
 
-``WxH`` sizes are width x height: ``1280x720`` is a (1, 3, 720, 1280) input.
+Timing and memory: each case (model x size) runs in a fresh subprocess with
+``torch.set_num_threads(--threads)`` (and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``). It runs one
+warm-up forward and ``--repeats`` timed forwards under ``torch.no_grad()`` and reports the median
+wall time (``time.perf_counter``) and CPU time of all threads (``time.process_time``). Sizes with
+more than 512 x 512 pixels use ``--repeats-large`` timed forwards and no warm-up when that
+option is given (one 1280x720 forward of the official code takes about 3 minutes on 2 cores;
+without a warm-up the first forward also pays one-off costs such as allocator growth, which are
+small next to that). Peak RSS is the peak of the timed part: the peak is reset
+(``/proc/self/clear_refs``) once the model is built and loaded, so the transient copy of the
+loaded weights does not count; *memory* is that peak minus the RSS right after building.
+Every worker imports ``hidiff_mm`` (and so MMagic) first, so absolute peaks share one import
+baseline.
+
+Ratios (fast / official and exact / official, or fast / exact without ``--official``; also
+fast / Restormer when it ran) come from cases measured in the same run. ``WxH`` sizes are
+width x height: ``1280x720`` is a (1, 3, 720, 1280) input. Markdown tables go to stdout,
+progress to stderr.
 """
 import argparse
 import json
-import os
 import os.path as osp
-import platform
-import resource
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
-import types
-import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-RESULT_TAG = 'BENCH_RESULT '
+from _common import (build_official, current_rss, emit, gib, machine, max_abs_diff, official_chain,
+                     official_schedule, parse_size, peak_rss, ratio, reset_peak_rss, run_worker,
+                     sci, worker_setup)
 
+SCRIPT = osp.abspath(__file__)
+LARGE_PIXELS = 512 * 512
 # mmagic.models.Restormer, motion deblurring (GoPro) settings of the Restormer paper.
 RESTORMER_CFG = dict(inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8],
                      num_refinement_blocks=4, heads=[1, 2, 4, 8], ffn_expansion_factor=2.66,
@@ -52,55 +70,40 @@ HIDIFF_CFG = dict(type='HIDiff', generator=dict(type='HIDiffTransformer'),
                   prior_head=dict(type='LatentPriorHead'),
                   data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.],
                                          std=[255., 255., 255.]))
-# options/test/GoPro.yml of the official release.
-OFFICIAL_GOPRO = dict(
-    net_g=dict(inp_channels=3, out_channels=3, dim=48, num_blocks=[3, 5, 6, 6],
-               num_refinement_blocks=4, heads=[1, 2, 4, 8], ffn_expansion_factor=2.66,
-               bias=False, LayerNorm_type='WithBias', dual_pixel_task=False, embed_dim=64,
-               group=4),
-    net_le_dm=dict(in_chans=3, embed_dim=64, block_num=6, group=4, stage=2, patch_expansion=0.5,
-                   channel_expansion=4),
-    net_d=dict(in_channel=256, out_channel=256, inner_channel=512, block_num=4, group=4,
-               patch_expansion=0.5, channel_expansion=2),
-    timesteps=8, linear_start=0.1, linear_end=0.99)
-MODEL_NAMES = dict(hidiff='HI-Diff (hidiff_mm)', restormer='Restormer (mmagic)',
-                   official='HI-Diff (official)')
-
-
-def parse_size(text: str) -> Tuple[int, int]:
-    """``'WxH'`` -> ``(H, W)``."""
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must look like 1280x720 (WxH), got {text!r}')
-    return h, w
-
-
-def current_rss() -> int:
-    """Resident set size of this process now, in bytes."""
-    try:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-    except (OSError, ValueError):
-        return peak_rss()
-
-
-def peak_rss() -> int:
-    """Peak resident set size of this process so far, in bytes."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == 'darwin' else peak * 1024
+MODEL_NAMES = dict(fast='HI-Diff, ours (fast path)', exact='HI-Diff, ours (exact path)',
+                   official='HI-Diff (official)', restormer='Restormer (mmagic)')
+HIDIFF_MODELS = ('fast', 'exact', 'official')
 
 
 # --------------------------------------------------------------------------------- models
-def build_hidiff() -> Tuple[Callable, int]:
+def save_weights(path: str) -> Dict:
+    """Build the HI-Diff model with seed 0 and save its state dict (run in a subprocess)."""
     import torch
     from mmagic.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(HIDIFF_CFG)
+    torch.save(model.state_dict(), path)
+    return dict(weights=path, tensors=len(model.state_dict()))
+
+
+def build_ours(weights: str, fast: bool,
+               strip_pixels: Optional[int]) -> Tuple[Callable, int]:
+    import torch
+    from mmagic.registry import MODELS
+
+    from hidiff_mm.models.layers import set_fast_path
     model = MODELS.build(HIDIFF_CFG).eval()
+    model.load_state_dict(torch.load(weights, weights_only=True), strict=True)
+    set_fast_path(model, fast, strip_pixels if fast else None)
     head = model.prior_head
     params = sum(p.numel() for m in (model.generator, head.encoder_s2, head.denoiser)
                  for p in m.parameters())
-    generator = torch.Generator().manual_seed(0)
-    return lambda x: model.forward_tensor(x, generator=generator), params
+    generator = torch.Generator()
+
+    def predict(x):
+        return model.forward_tensor(x, generator=generator.manual_seed(0))
+
+    return predict, params
 
 
 def build_restormer() -> Tuple[Callable, int]:
@@ -109,212 +112,184 @@ def build_restormer() -> Tuple[Callable, int]:
     return model, sum(p.numel() for p in model.parameters())
 
 
-def import_official(path: str) -> Dict[str, type]:
-    """The official network classes, imported from a checkout with a stub ARCH_REGISTRY."""
-    import importlib
-    if not osp.isdir(osp.join(path, 'hi_diff', 'archs')):
-        raise FileNotFoundError(f'{path} does not look like an HI-Diff checkout '
-                                '(no hi_diff/archs)')
-
-    class _Registry:
-
-        def register(self, obj=None):
-            return obj if obj is not None else (lambda o: o)
-
-    stubs = {'basicsr': None, 'basicsr.utils': None, 'basicsr.utils.registry': None}
-    for name in stubs:
-        stubs[name] = sys.modules.setdefault(name, types.ModuleType(name))
-    stubs['basicsr.utils.registry'].ARCH_REGISTRY = _Registry()
-    # hi_diff/__init__.py and hi_diff/archs/__init__.py auto-import everything (and need the
-    # real basicsr): give Python bare packages that only know where their files are.
-    for name in ('hi_diff', 'hi_diff.archs'):
-        package = types.ModuleType(name)
-        package.__path__ = [osp.join(path, *name.split('.'))]
-        sys.modules[name] = package
-    return dict(
-        Transformer=importlib.import_module('hi_diff.archs.Transformer_arch').Transformer,
-        latent_encoder_gelu=importlib.import_module(
-            'hi_diff.archs.latent_encoder_arch').latent_encoder_gelu,
-        denoising=importlib.import_module('hi_diff.archs.denoising_arch').denoising)
-
-
-def build_official(path: str) -> Tuple[Callable, int]:
-    import numpy as np
+def build_official_predict(path: str, weights: str) -> Tuple[Callable, int]:
     import torch
     import torch.nn.functional as F
-    classes = import_official(path)
-    cfg = OFFICIAL_GOPRO
-    net_g = classes['Transformer'](**cfg['net_g']).eval()
-    net_le_dm = classes['latent_encoder_gelu'](**cfg['net_le_dm']).eval()
-    net_d = classes['denoising'](**cfg['net_d']).eval()
-    params = sum(p.numel() for m in (net_g, net_le_dm, net_d) for p in m.parameters())
-
-    # HI_Diff_S2.set_new_noise_schedule / p_sample_loop / test(), GoPro settings.
-    betas = np.linspace(cfg['linear_start'], cfg['linear_end'], cfg['timesteps'],
-                        dtype=np.float64)
-    alphas = 1. - betas
-    abar = np.cumprod(alphas)
-    abar_prev = np.append(1., abar[:-1])
-
-    def f32(a):
-        return torch.tensor(a, dtype=torch.float32)
-
-    recip, recipm1 = f32(np.sqrt(1. / abar)), f32(np.sqrt(1. / abar - 1))
-    coef1 = f32(betas * np.sqrt(abar_prev) / (1. - abar))
-    coef2 = f32((1. - abar_prev) * np.sqrt(alphas) / (1. - abar))
-    generator = torch.Generator().manual_seed(0)
+    nets = build_official(path, ['net_g', 'net_le_dm', 'net_d'],
+                          torch.load(weights, weights_only=True))
+    net_g, net_le_dm, net_d = (nets[k].eval() for k in ('net_g', 'net_le_dm', 'net_d'))
+    params = sum(p.numel() for m in nets.values() for p in m.parameters())
+    schedule = official_schedule()
+    generator = torch.Generator()
 
     def predict(lq):
+        # HI_Diff_S2.test(): reflect pad to 8, LE_DM, posterior-mean chain from noise, net_g.
         h, w = lq.shape[-2:]
         img = F.pad(lq, (0, (-w) % 8, 0, (-h) % 8), 'reflect') if h % 8 or w % 8 else lq
         prior_c = net_le_dm(img)
-        x = torch.randn(prior_c.shape, generator=generator)
-        for t in reversed(range(cfg['timesteps'])):
-            noise = net_d(x, prior_c, torch.full(x.shape, t + 1, dtype=torch.long))
-            x_recon = (recip[t] * x - recipm1[t] * noise).clamp_(-1., 1.)
-            x = coef1[t] * x_recon + coef2[t] * x
-        return net_g(img, x)[..., :h, :w]
+        x = torch.randn(prior_c.shape, generator=generator.manual_seed(0))
+        return net_g(img, official_chain(net_d, schedule, x, prior_c))[..., :h, :w]
 
     return predict, params
 
 
 # --------------------------------------------------------------------------------- worker
-def run_case(model: str, size: Tuple[int, int], repeats: int, threads: int,
-             official: Optional[str]) -> Dict:
+def run_case(model: str, size: Tuple[int, int], repeats: int, warmup: bool, args) -> Dict:
     """Time one model at one size in this process (call it in a fresh one)."""
-    warnings.filterwarnings('ignore')
-    sys.path.insert(0, REPO)
-    import importlib
+    import gc
 
     import torch
-    importlib.import_module('hidiff_mm')  # compat layer first; registers the HI-Diff modules
-    from mmagic.utils import register_all_modules
-    register_all_modules()
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
     label = f'{model} {size[1]}x{size[0]}'
-    if model == 'hidiff':
-        forward, params = build_hidiff()
+    if model in ('fast', 'exact'):
+        forward, params = build_ours(args.weights, model == 'fast', args.strip_pixels)
+    elif model == 'official':
+        forward, params = build_official_predict(args.official, args.weights)
     elif model == 'restormer':
         forward, params = build_restormer()
-    elif model == 'official':
-        forward, params = build_official(official)
     else:
         raise ValueError(f'unknown model {model!r}')
+    gc.collect()
+    peak_reset = reset_peak_rss()
     rss_model = current_rss()
+    torch.manual_seed(0)
     x = torch.rand(1, 3, *size)
     times, cpu_times = [], []
     with torch.no_grad():
-        for i in range(repeats + 1):
+        for i in range(repeats + warmup):
             start, cpu_start = time.perf_counter(), time.process_time()
             out = forward(x)
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu_start
             assert out.shape == x.shape, (out.shape, x.shape)
+            if i == 0 and args.output:
+                torch.save(out, args.output)
             del out
-            what = 'warm-up' if i == 0 else f'run {i}/{repeats}'
+            what = 'warm-up' if warmup and i == 0 else f'run {i + 1 - warmup}/{repeats}'
             print(f'  [{label}] {what}: {elapsed:.2f} s wall, {cpu:.2f} s CPU',
                   file=sys.stderr, flush=True)
-            if i:
+            if i >= warmup:
                 times.append(elapsed)
                 cpu_times.append(cpu)
     peak = peak_rss()
-    return dict(model=model, height=size[0], width=size[1], params=params, threads=threads,
-                times_s=times, median_s=statistics.median(times), cpu_times_s=cpu_times,
+    return dict(model=model, height=size[0], width=size[1], params=params,
+                threads=args.threads, warmup=warmup, times_s=times,
+                median_s=statistics.median(times), cpu_times_s=cpu_times,
                 median_cpu_s=statistics.median(cpu_times), rss_model_bytes=rss_model,
-                peak_rss_bytes=peak, peak_minus_model_bytes=peak - rss_model)
+                peak_rss_bytes=peak, peak_minus_model_bytes=peak - rss_model,
+                peak_reset=peak_reset)
 
 
 # --------------------------------------------------------------------------------- driver
-def run_in_subprocess(model: str, size: Tuple[int, int], args) -> Dict:
-    cmd = [sys.executable, osp.abspath(__file__), '--worker', model, '--sizes',
-           f'{size[1]}x{size[0]}', '--repeats', str(args.repeats), '--threads',
-           str(args.threads)]
+def case_plan(size: Tuple[int, int], args) -> Tuple[int, bool]:
+    """(timed repeats, warm-up?) for one size."""
+    if args.repeats_large is not None and size[0] * size[1] > LARGE_PIXELS:
+        return args.repeats_large, False
+    return args.repeats, True
+
+
+def worker_args(model: str, size: Tuple[int, int], args, output: str) -> List[str]:
+    repeats, warmup = case_plan(size, args)
+    cmd = ['--worker', model, '--sizes', f'{size[1]}x{size[0]}', '--repeats', str(repeats),
+           '--threads', str(args.threads), '--weights', args.weights, '--output', output]
+    if not warmup:
+        cmd += ['--no-warmup']
     if args.official:
         cmd += ['--official', args.official]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    if proc.returncode:
-        raise RuntimeError(f'{model} at {size[1]}x{size[0]} failed (exit {proc.returncode})')
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
-    return json.loads(lines[-1][len(RESULT_TAG):])
+    if args.strip_pixels is not None:
+        cmd += ['--strip-pixels', str(args.strip_pixels)]
+    return cmd
 
 
-def gib(n: float) -> str:
-    return f'{n / 2**30:.2f} GiB'
+def reference_model(models: List[str]) -> Optional[str]:
+    return next((m for m in ('official', 'exact') if m in models), None)
+
+
+def add_diffs(results: List[Dict], outputs: Dict, reference: Optional[str]) -> None:
+    """Each HI-Diff result gets ``max_abs_diff`` of its output against the reference's."""
+    import torch
+    for r in results:
+        key = (r['width'], r['height'])
+        ref_path = outputs.get(key + (reference, ))
+        r['reference'] = reference
+        r['max_abs_diff'] = None
+        if r['model'] in HIDIFF_MODELS and ref_path:
+            out = torch.load(outputs[key + (r['model'], )], weights_only=True)
+            r['max_abs_diff'] = max_abs_diff(out, torch.load(ref_path, weights_only=True))
+
+
+def ratio_pairs(models: List[str], reference: Optional[str]) -> List[Tuple[str, str]]:
+    pairs = [(m, reference) for m in ('fast', 'exact')
+             if reference and m in models and m != reference]
+    if 'fast' in models and 'restormer' in models:
+        pairs.append(('fast', 'restormer'))
+    return pairs
 
 
 def format_tables(results: List[Dict], meta: Dict) -> str:
-    """Markdown: one row per case, then the HI-Diff/Restormer (and ours/official) ratios."""
+    """Markdown: one row per case, then the ratios of each model pair per size."""
+    reference = meta['reference']
+    ref_name = MODEL_NAMES[reference] if reference else 'n/a'
     out = [f"CPU, {meta['threads']} thread(s), torch {meta['torch']}, fp32, batch 1, "
-           f"median of {meta['repeats']} after 1 warm-up; {meta['cpu']}", '',
-           '| input (WxH) | model | params | wall time (median) | CPU time (median) '
-           '| peak RSS - RSS after build | peak RSS |',
-           '|---|---|---|---|---|---|---|']
+           f"{meta['timing']}; {meta['cpu']}", '',
+           '| input (WxH) | model | params | wall time (median) | CPU time (median) | runs '
+           f'| peak RSS - RSS after build | peak RSS | max abs diff vs {ref_name} |',
+           '|---|---|---|---|---|---|---|---|---|']
     for r in results:
+        diff = ('0 (reference)' if r['model'] == reference else sci(r.get('max_abs_diff')))
         out.append(f"| {r['width']}x{r['height']} | {MODEL_NAMES[r['model']]} | "
                    f"{r['params'] / 1e6:.2f} M | {r['median_s']:.2f} s | "
-                   f"{r['median_cpu_s']:.2f} s | {gib(r['peak_minus_model_bytes'])} | "
-                   f"{gib(r['peak_rss_bytes'])} |")
-    by_case = {(r['width'], r['height'], r['model']): r for r in results}
-    sizes = sorted({(r['width'], r['height']) for r in results}, key=lambda s: s[0] * s[1])
-    has_official = any(r['model'] == 'official' for r in results)
-    keys = ('median_s', 'median_cpu_s', 'peak_minus_model_bytes')
-    head = ('| input (WxH) | HI-Diff / Restormer: wall time | CPU time | memory |')
-    rule = '|---|---|---|---|'
-    if has_official:
-        head += ' ours / official: wall time | CPU time | memory |'
-        rule += '---|---|---|'
-    out += ['', head, rule]
-
-    def ratio(a, b, key):
-        return f'{a[key] / b[key]:.2f}' if a and b and b[key] > 0 else 'n/a'
-
-    for w, h in sizes:
-        ours = by_case.get((w, h, 'hidiff'))
-        rest = by_case.get((w, h, 'restormer'))
-        row = f'| {w}x{h} | ' + ' | '.join(ratio(ours, rest, k) for k in keys) + ' |'
-        if has_official:
-            off = by_case.get((w, h, 'official'))
-            row += ' ' + ' | '.join(ratio(ours, off, k) for k in keys) + ' |'
-        out.append(row)
-    out += ['', 'memory = peak RSS minus the RSS right after model construction '
-            '(activations and workspace of the forward pass); CPU time = process time of all '
-            'threads (less sensitive than wall time to other load on the machine).']
+                   f"{r['median_cpu_s']:.2f} s | {len(r['times_s'])}"
+                   f"{'' if r['warmup'] else ' (no warm-up)'} | "
+                   f"{gib(r['peak_minus_model_bytes'])} | {gib(r['peak_rss_bytes'])} | {diff} |")
+    pairs = ratio_pairs(meta['models'], reference)
+    if pairs:
+        by_case = {(r['width'], r['height'], r['model']): r for r in results}
+        sizes = sorted({(r['width'], r['height']) for r in results}, key=lambda s: s[0] * s[1])
+        keys = ('median_s', 'median_cpu_s', 'peak_minus_model_bytes')
+        out += ['', '| input (WxH) | ' + ' | '.join(f'{a} / {b}: wall time | CPU time | memory'
+                                                    for a, b in pairs) + ' |',
+                '|---|' + '---|---|---|' * len(pairs)]
+        for w, h in sizes:
+            cells = [ratio(by_case.get((w, h, a)), by_case.get((w, h, b)), k)
+                     for a, b in pairs for k in keys]
+            out.append(f'| {w}x{h} | ' + ' | '.join(cells) + ' |')
+    out += ['', 'memory = peak RSS of the timed forwards minus the RSS right after model '
+            'construction (activations and workspace); CPU time = process time of all threads '
+            '(less sensitive than wall time to other load on the machine); max abs diff = '
+            'largest absolute difference of the output of the first forward against the '
+            'reference model (same weights, input and sampler noise).']
     return '\n'.join(out)
-
-
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='CPU inference time and peak memory: HI-Diff vs. Restormer')
+        description='CPU inference time, peak memory and output difference of HI-Diff: '
+        'fast path, exact path and the official code')
     parser.add_argument('--sizes', nargs='+', type=parse_size,
                         default=[parse_size('256x256'), parse_size('1280x720')],
                         help='input sizes WxH (default 256x256 1280x720)')
     parser.add_argument('--repeats', type=int, default=3,
                         help='timed forwards per case, after 1 warm-up (default 3)')
+    parser.add_argument('--repeats-large', type=int, default=None,
+                        help='for sizes above 512x512 pixels: this many timed forwards and no '
+                        'warm-up (default: as --repeats, with a warm-up)')
     parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2)')
     parser.add_argument('--official', default=None,
-                        help='local checkout of the official HI-Diff repository: also time it')
-    parser.add_argument('--models', nargs='+', choices=['hidiff', 'restormer', 'official'],
-                        default=None, help='subset of models (default: all available)')
+                        help='local checkout of the official HI-Diff repository: also run it '
+                        'and use it as the reference')
+    parser.add_argument('--models', nargs='+', choices=list(MODEL_NAMES), default=None,
+                        help='models to run (default: fast exact, plus official with '
+                        '--official)')
+    parser.add_argument('--strip-pixels', type=int, default=None,
+                        help='row-strip size of the fast path (default: the module default)')
     parser.add_argument('--json', default=None, help='also write the raw results here')
     parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--weights', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--output', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--no-warmup', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error('--repeats must be >= 1')
+    if args.repeats < 1 or (args.repeats_large is not None and args.repeats_large < 1):
+        parser.error('--repeats and --repeats-large must be >= 1')
     if args.official is not None:
         args.official = osp.abspath(args.official)
     return args
@@ -323,26 +298,45 @@ def parse_args(argv=None):
 def main(argv=None) -> List[Dict]:
     args = parse_args(argv)
     if args.worker:
-        result = run_case(args.worker, args.sizes[0], args.repeats, args.threads, args.official)
-        print(RESULT_TAG + json.dumps(result), flush=True)
+        worker_setup(args.threads)
+        if args.worker == 'init':
+            result = save_weights(args.weights)
+        else:
+            result = run_case(args.worker, args.sizes[0], args.repeats, not args.no_warmup,
+                              args)
+        emit(result)
         return [result]
 
-    models = args.models or ['hidiff', 'restormer'] + (['official'] if args.official else [])
+    models = args.models or ['fast', 'exact'] + (['official'] if args.official else [])
     if 'official' in models and not args.official:
         raise SystemExit('--models official needs --official PATH')
-    results = []
-    for size in args.sizes:
-        for model in models:
-            print(f'{MODEL_NAMES[model]} at {size[1]}x{size[0]} (fresh process) ...',
-                  file=sys.stderr, flush=True)
-            results.append(run_in_subprocess(model, size, args))
-            r = results[-1]
-            print(f"  -> median {r['median_s']:.2f} s, peak RSS {gib(r['peak_rss_bytes'])} "
-                  f"(+{gib(r['peak_minus_model_bytes'])} over the built model)",
-                  file=sys.stderr, flush=True)
+    reference = reference_model(models)
+    results, outputs = [], {}
+    with tempfile.TemporaryDirectory(prefix='hidiff_bench_') as tmp:
+        args.weights = osp.join(tmp, 'hidiff_seed0.pth')
+        if any(m in HIDIFF_MODELS for m in models):
+            print('Building the HI-Diff weights (seed 0) ...', file=sys.stderr, flush=True)
+            run_worker(SCRIPT, ['--worker', 'init', '--weights', args.weights], args.threads)
+        for size in args.sizes:
+            for model in models:
+                print(f'{MODEL_NAMES[model]} at {size[1]}x{size[0]} (fresh process) ...',
+                      file=sys.stderr, flush=True)
+                output = osp.join(tmp, f'out_{model}_{size[1]}x{size[0]}.pt')
+                results.append(run_worker(SCRIPT, worker_args(model, size, args, output),
+                                          args.threads))
+                outputs[(size[1], size[0], model)] = output
+                r = results[-1]
+                print(f"  -> median {r['median_s']:.2f} s, peak RSS {gib(r['peak_rss_bytes'])}"
+                      f" (+{gib(r['peak_minus_model_bytes'])} over the built model)",
+                      file=sys.stderr, flush=True)
+        add_diffs(results, outputs, reference)
     import torch
-    meta = dict(threads=args.threads, repeats=args.repeats, torch=torch.__version__,
-                cpu=f'{cpu_name()}, {os.cpu_count()} logical CPU(s)')
+    timing = f'median of {args.repeats} after 1 warm-up'
+    if args.repeats_large is not None:
+        timing += (f' (sizes above 512x512: median of {args.repeats_large}, no warm-up)')
+    meta = dict(threads=args.threads, repeats=args.repeats, repeats_large=args.repeats_large,
+                timing=timing, torch=torch.__version__, cpu=machine(), models=models,
+                reference=reference, official=args.official, strip_pixels=args.strip_pixels)
     print(format_tables(results, meta))
     if args.json:
         with open(args.json, 'w') as f:

@@ -1,67 +1,343 @@
-"""CPU training-step time of the HI-Diff GoPro model, stage 1 and stage 2.
+"""CPU training-step benchmark of HI-Diff, stage 1 and 2: fast path vs. exact path vs. official.
 
 Usage::
 
-    python benchmarks/bench_train_step.py [--patch 128] [--batch 16] [--iters 3] [--threads 2]
+    python benchmarks/bench_train_step.py [--batch 2] [--patch 64] [--iters 3] [--threads 2] \
+        [--stages 1 2] [--official PATH] [--models fast exact official] [--json results.json]
 
-Builds ``configs/hidiff/hidiff_s1_gopro.py``'s model (fp32, random weights) and times full
-training steps (forward, loss, backward, grad-norm clip 0.01, AdamW update) on random
-``batch x 3 x patch x patch`` pairs: one warm-up step, then the median of ``--iters`` steps, for
-stage 1 (Transformer + stage-1 encoder) and stage 2 (frozen stage-1 encoder, T-step chain with
-gradients, Transformer + stage-2 encoder + denoiser). The default is the official first
-progressive phase (128 x 128, 16 pairs per GPU).
+One training step = forward, loss, backward, grad-norm clip 0.01, AdamW update (lr 2e-4,
+weight decay 1e-4, betas 0.9/0.999), on ``--batch`` random ``3 x --patch x --patch`` pairs
+(uint8 images; blurry and sharp drawn independently from a fixed seed, the same every step).
+
+Models (``--models``; default ``fast exact`` plus ``official`` when ``--official`` is given):
+
+* ``fast`` / ``exact``: this repository's ``HIDiff`` editor built from ``--config`` (the GoPro
+  model), on the fast path or switched to the exact reference path with
+  ``hidiff_mm.models.layers.set_fast_path``; ``set_stage(stage)``, an ``OptimWrapper`` built
+  from the config's ``optim_wrapper``, and ``model.train_step(data, optim_wrapper)`` (data
+  preprocessor: uint8 / 255).
+* ``official`` (needs ``--official PATH``, a local checkout of github.com/zhengchen1999/HI-Diff
+  read at run time, never copied): the official GoPro networks ``net_g``, ``net_le`` (and for
+  stage 2 ``net_le_dm``, ``net_d``) trained the way ``HI_Diff_S1.optimize_parameters`` and
+  ``HI_Diff_S2.optimize_parameters`` do it (``apply_ldm: False``):
+
+  * stage 1: ``prior = net_le(lq, gt)``; loss = L1(net_g(lq, prior), gt); net_g and net_le
+    train.
+  * stage 2: net_le frozen; ``prior_z = net_le(lq, gt)``; ``prior = p_sample_loop`` from
+    ``q_sample(prior_z, alphas_cumprod[T-1], randn_like(prior_z))`` conditioned on
+    ``net_le_dm(lq)`` (8 steps, with gradients); loss = L1(net_g(lq, prior), gt) +
+    L1(prior_z, prior); net_g, net_le_dm and net_d train.
+
+Identical weights, inputs and noise: a first subprocess builds the editor with
+``torch.manual_seed(0)`` and saves its state dict; every worker loads it (the official networks
+through the official key names). Before step ``i`` every worker calls ``torch.manual_seed(100 +
+i)``, so the stage-2 noise (the only random draw of a step) is the same. For the first step each
+worker records the loss and the gradient of net_g's output conv weight (before clipping); the
+parent reports their max abs difference against the reference (``official`` when it ran, else
+``exact``): a check that the models train the same function.
+
+Each (model, stage) case runs in a fresh subprocess with ``torch.set_num_threads(--threads)``
+(and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``): one warm-up step, then the median wall and CPU
+time of ``--iters`` steps. Peak RSS is the peak of the steps (reset with
+``/proc/self/clear_refs`` once the networks are built and loaded; it includes the optimizer
+state, made in the first step); *memory* is that peak minus the RSS right after building.
+Markdown tables go to stdout, progress to stderr.
 """
 import argparse
+import json
 import os.path as osp
 import statistics
 import sys
+import tempfile
 import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import torch
+from _common import (REPO, build_official, current_rss, emit, gib, machine, max_abs_diff,
+                     official_chain, official_schedule, peak_rss, ratio, reset_peak_rss, run_worker,
+                     sci, worker_setup)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
+SCRIPT = osp.abspath(__file__)
+DEFAULT_CONFIG = osp.join(REPO, 'configs', 'hidiff', 'hidiff_s1_gopro.py')
+MODEL_NAMES = dict(fast='HI-Diff, ours (fast path)', exact='HI-Diff, ours (exact path)',
+                   official='HI-Diff (official)')
+# options/train/GoPro_S{1,2}.yml: optim_total, use_grad_clip (clip_grad_norm_ 0.01).
+OFFICIAL_OPTIM = dict(lr=2e-4, weight_decay=1e-4, betas=(0.9, 0.999))
+OFFICIAL_CLIP = 0.01
+STEP_SEED = 100
+
+Step = Callable[[], float]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default=osp.join(REPO, 'configs/hidiff/hidiff_s1_gopro.py'))
-    parser.add_argument('--patch', type=int, default=128)
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--iters', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=2)
-    args = parser.parse_args()
+# --------------------------------------------------------------------------------- models
+def save_weights(config: str, path: str) -> Dict:
+    """Build the editor of ``config`` with seed 0 and save its state dict (in a subprocess)."""
+    import torch
+    from mmagic.registry import MODELS
+    from mmengine.config import Config
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    torch.save(model.state_dict(), path)
+    return dict(weights=path, tensors=len(model.state_dict()))
 
-    import hidiff_mm  # noqa: F401  # isort: skip  (applies the compat layer before mmagic)
+
+def make_pairs(batch: int, patch: int):
+    """(blurry, sharp) uint8 batches, the same in every worker."""
+    import torch
+    gen = torch.Generator().manual_seed(1)
+    shape = (batch, 3, patch, patch)
+    return (torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen),
+            torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen))
+
+
+def build_ours(args, stage: int, fast: bool) -> Tuple[Step, Any, int]:
+    """(one training step -> loss, the output conv weight, trained parameter count)."""
+    import torch
     from mmagic.registry import MODELS
     from mmagic.structures import DataSample
-    from mmagic.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
-    register_all_modules()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    from hidiff_mm.models.layers import set_fast_path
     cfg = Config.fromfile(args.config)
     model = MODELS.build(cfg.model)
-    shape = (args.batch, 3, args.patch, args.patch)
-    data = dict(inputs=list(torch.randint(0, 256, shape, dtype=torch.uint8)),
-                data_samples=[DataSample(gt_img=x) for x in
-                              torch.randint(0, 256, shape, dtype=torch.uint8)])
-    print(f'HI-Diff GoPro model, batch {args.batch} x {args.patch}x{args.patch}, '
-          f'{args.threads} threads, torch {torch.__version__}')
-    print('| stage | s / iteration (median) | steps timed |')
-    print('|---|---|---|')
-    for stage in (1, 2):
-        model.set_stage(stage)
-        optim = build_optim_wrapper(model, cfg.optim_wrapper)
-        times = []
-        for i in range(args.iters + 1):
-            start = time.perf_counter()
-            model.train_step(data, optim)
-            if i:
-                times.append(time.perf_counter() - start)
-        print(f'| {stage} | {statistics.median(times):.2f} | {len(times)} |', flush=True)
+    model.load_state_dict(torch.load(args.weights, weights_only=True), strict=True)
+    set_fast_path(model.train(), fast)
+    model.set_stage(stage)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    blur, sharp = make_pairs(args.batch, args.patch)
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def step() -> float:
+        data = dict(inputs=list(blur), data_samples=[DataSample(gt_img=s) for s in sharp])
+        return float(model.train_step(data, optim_wrapper)['loss'])
+
+    return step, model.generator.output.weight, trained
+
+
+def build_official_step(args, stage: int) -> Tuple[Step, Any, int]:
+    """The official ``optimize_parameters`` of HI_Diff_S1 / HI_Diff_S2 (see the docstring)."""
+    import torch
+    import torch.nn.functional as F
+    roles = ['net_g', 'net_le'] + (['net_le_dm', 'net_d'] if stage == 2 else [])
+    nets = build_official(args.official, roles, torch.load(args.weights, weights_only=True))
+    for net in nets.values():
+        net.train()
+    trained_nets = [nets[k] for k in (('net_g', 'net_le') if stage == 1 else
+                                      ('net_g', 'net_le_dm', 'net_d'))]
+    if stage == 2:
+        nets['net_le'].requires_grad_(False)  # "freeze c1 (cpen_s1)"
+    params = [p for net in trained_nets for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, **OFFICIAL_OPTIM)
+    schedule = official_schedule()
+    abar_T = schedule['alphas_cumprod'][schedule['timesteps'] - 1]
+    blur, sharp = make_pairs(args.batch, args.patch)
+    net_g, net_le = nets['net_g'], nets['net_le']
+
+    def step() -> float:
+        lq, gt = blur.float() / 255., sharp.float() / 255.
+        optimizer.zero_grad()
+        if stage == 1:
+            prior = net_le(lq, gt)
+            l_total = F.l1_loss(net_g(lq, prior), gt)
+        else:
+            prior_z = net_le(lq, gt)
+            prior_d = nets['net_le_dm'](lq)
+            noise = torch.randn_like(prior_z)
+            prior_noisy = abar_T * prior_z + (1 - abar_T**2).sqrt() * noise  # q_sample
+            prior = official_chain(nets['net_d'], schedule, prior_noisy, prior_d)
+            l_total = F.l1_loss(net_g(lq, prior), gt) + F.l1_loss(prior_z, prior)
+        l_total.backward()
+        torch.nn.utils.clip_grad_norm_(params, OFFICIAL_CLIP)
+        optimizer.step()
+        return float(l_total)
+
+    return step, net_g.output.weight, sum(p.numel() for p in params)
+
+
+# --------------------------------------------------------------------------------- worker
+def run_case(model: str, stage: int, args) -> Dict:
+    """Time ``--iters`` training steps after one warm-up in this process (a fresh one)."""
+    import gc
+
+    import torch
+    label = f'{model} stage {stage}'
+    if model in ('fast', 'exact'):
+        step, weight, trained = build_ours(args, stage, model == 'fast')
+    elif model == 'official':
+        step, weight, trained = build_official_step(args, stage)
+    else:
+        raise ValueError(f'unknown model {model!r}')
+    grads = []
+    handle = weight.register_hook(lambda g: grads.append(g.detach().clone()) if not grads
+                                  else None)
+    gc.collect()
+    peak_reset = reset_peak_rss()
+    rss_model = current_rss()
+    times, cpu_times, losses = [], [], []
+    for i in range(args.iters + 1):
+        torch.manual_seed(STEP_SEED + i)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        losses.append(step())
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
+        if i == 0:
+            handle.remove()
+            torch.save(grads[0], args.output)
+        what = 'warm-up' if i == 0 else f'step {i}/{args.iters}'
+        print(f'  [{label}] {what}: {elapsed:.2f} s wall, {cpu:.2f} s CPU, '
+              f'loss {losses[-1]:.6f}', file=sys.stderr, flush=True)
+        if i:
+            times.append(elapsed)
+            cpu_times.append(cpu)
+    peak = peak_rss()
+    return dict(model=model, stage=stage, batch=args.batch, patch=args.patch,
+                threads=args.threads, trained_params=trained, losses=losses, times_s=times,
+                median_s=statistics.median(times), cpu_times_s=cpu_times,
+                median_cpu_s=statistics.median(cpu_times), rss_model_bytes=rss_model,
+                peak_rss_bytes=peak, peak_minus_model_bytes=peak - rss_model,
+                peak_reset=peak_reset)
+
+
+# --------------------------------------------------------------------------------- driver
+def add_diffs(results: List[Dict], grads: Dict, reference: Optional[str]) -> None:
+    """First-step loss and output-conv gradient differences against the reference model."""
+    import torch
+    by_case = {(r['stage'], r['model']): r for r in results}
+    for r in results:
+        ref = by_case.get((r['stage'], reference))
+        r['reference'] = reference
+        r['loss_abs_diff'] = r['grad_max_abs_diff'] = None
+        grad = torch.load(grads[(r['stage'], r['model'])], weights_only=True)
+        r['grad_max_abs'] = grad.abs().max().item()
+        if ref is not None:
+            r['loss_abs_diff'] = abs(r['losses'][0] - ref['losses'][0])
+            ref_grad = torch.load(grads[(r['stage'], reference)], weights_only=True)
+            r['grad_max_abs_diff'] = max_abs_diff(grad, ref_grad)
+
+
+def format_tables(results: List[Dict], meta: Dict) -> str:
+    reference = meta['reference']
+    ref_name = MODEL_NAMES[reference] if reference else 'n/a'
+    out = [f"CPU, {meta['threads']} thread(s), torch {meta['torch']}, fp32, batch "
+           f"{meta['batch']} x {meta['patch']}x{meta['patch']}, median of {meta['iters']} "
+           f"step(s) after 1 warm-up; {meta['cpu']}", '',
+           '| stage | model | trained params | wall time / step (median) '
+           '| CPU time / step (median) | peak RSS - RSS after build | peak RSS '
+           f'| first-step loss | loss diff vs {ref_name} '
+           '| max abs grad diff (net_g output conv) | max abs grad |',
+           '|---|---|---|---|---|---|---|---|---|---|---|']
+    for r in results:
+        is_ref = r['model'] == reference
+        out.append(
+            f"| {r['stage']} | {MODEL_NAMES[r['model']]} | {r['trained_params'] / 1e6:.2f} M | "
+            f"{r['median_s']:.2f} s | {r['median_cpu_s']:.2f} s | "
+            f"{gib(r['peak_minus_model_bytes'])} | {gib(r['peak_rss_bytes'])} | "
+            f"{r['losses'][0]:.6f} | "
+            f"{'0 (reference)' if is_ref else sci(r['loss_abs_diff'])} | "
+            f"{'0 (reference)' if is_ref else sci(r['grad_max_abs_diff'])} | "
+            f"{sci(r['grad_max_abs'])} |")
+    pairs = [(m, reference) for m in ('fast', 'exact')
+             if reference and m in meta['models'] and m != reference]
+    if pairs:
+        by_case = {(r['stage'], r['model']): r for r in results}
+        keys = ('median_s', 'median_cpu_s', 'peak_minus_model_bytes')
+        out += ['', '| stage | ' + ' | '.join(f'{a} / {b}: wall time | CPU time | memory'
+                                              for a, b in pairs) + ' |',
+                '|---|' + '---|---|---|' * len(pairs)]
+        for stage in meta['stages']:
+            cells = [ratio(by_case.get((stage, a)), by_case.get((stage, b)), k)
+                     for a, b in pairs for k in keys]
+            out.append(f'| {stage} | ' + ' | '.join(cells) + ' |')
+    out += ['', 'time = forward + loss + backward + clip + AdamW step; memory = peak RSS of the '
+            'steps minus the RSS right after building the networks (activations, gradients, '
+            'optimizer state); loss and gradient differences are taken at the first step (same '
+            'weights, inputs and noise); the gradient is that of the output conv weight before '
+            'clipping, and max abs grad is its scale.']
+    return '\n'.join(out)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='CPU training-step time and memory of HI-Diff, stage 1 and 2: fast path, '
+        'exact path and the official code')
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='editor config (default: the GoPro stage-1 config; the official '
+                        'networks are always the GoPro ones)')
+    parser.add_argument('--batch', type=int, default=2, help='pairs per step (default 2)')
+    parser.add_argument('--patch', type=int, default=64, help='patch size (default 64)')
+    parser.add_argument('--iters', type=int, default=3,
+                        help='timed steps per case, after 1 warm-up (default 3)')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2)')
+    parser.add_argument('--stages', nargs='+', type=int, choices=[1, 2], default=[1, 2])
+    parser.add_argument('--official', default=None,
+                        help='local checkout of the official HI-Diff repository: also train it '
+                        'and use it as the reference')
+    parser.add_argument('--models', nargs='+', choices=list(MODEL_NAMES), default=None,
+                        help='models to run (default: fast exact, plus official with '
+                        '--official)')
+    parser.add_argument('--json', default=None, help='also write the raw results here')
+    parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--weights', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--output', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.batch < 1 or args.patch < 8 or args.patch % 8:
+        parser.error('--iters and --batch must be >= 1, --patch a multiple of 8')
+    if args.official is not None:
+        args.official = osp.abspath(args.official)
+    args.config = osp.abspath(args.config)
+    return args
+
+
+def worker_args(model: str, stage: int, args, output: str) -> List[str]:
+    cmd = ['--worker', model, '--stages', str(stage), '--config', args.config, '--batch',
+           str(args.batch), '--patch', str(args.patch), '--iters', str(args.iters),
+           '--threads', str(args.threads), '--weights', args.weights, '--output', output]
+    return cmd + (['--official', args.official] if args.official else [])
+
+
+def main(argv=None) -> List[Dict]:
+    args = parse_args(argv)
+    if args.worker:
+        worker_setup(args.threads)
+        if args.worker == 'init':
+            result = save_weights(args.config, args.weights)
+        else:
+            result = run_case(args.worker, args.stages[0], args)
+        emit(result)
+        return [result]
+
+    models = args.models or ['fast', 'exact'] + (['official'] if args.official else [])
+    if 'official' in models and not args.official:
+        raise SystemExit('--models official needs --official PATH')
+    reference = next((m for m in ('official', 'exact') if m in models), None)
+    results, grads = [], {}
+    with tempfile.TemporaryDirectory(prefix='hidiff_bench_') as tmp:
+        args.weights = osp.join(tmp, 'hidiff_seed0.pth')
+        print('Building the HI-Diff weights (seed 0) ...', file=sys.stderr, flush=True)
+        run_worker(SCRIPT, ['--worker', 'init', '--config', args.config, '--weights',
+                            args.weights], args.threads)
+        for stage in args.stages:
+            for model in models:
+                print(f'{MODEL_NAMES[model]}, stage {stage} (fresh process) ...',
+                      file=sys.stderr, flush=True)
+                grads[(stage, model)] = osp.join(tmp, f'grad_{model}_s{stage}.pt')
+                results.append(run_worker(
+                    SCRIPT, worker_args(model, stage, args, grads[(stage, model)]),
+                    args.threads))
+                r = results[-1]
+                print(f"  -> median {r['median_s']:.2f} s / step, peak RSS "
+                      f"{gib(r['peak_rss_bytes'])} (+{gib(r['peak_minus_model_bytes'])} over "
+                      'the built networks)', file=sys.stderr, flush=True)
+        add_diffs(results, grads, reference)
+    import torch
+    meta = dict(threads=args.threads, batch=args.batch, patch=args.patch, iters=args.iters,
+                stages=args.stages, torch=torch.__version__, cpu=machine(), models=models,
+                reference=reference, official=args.official, config=args.config)
+    print(format_tables(results, meta))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(meta=meta, results=results), f, indent=2)
+    return results
 
 
 if __name__ == '__main__':
