@@ -150,3 +150,17 @@ def test_transformer_switch_and_output_layout():
     assert all(m.fast_path for m in net.modules() if hasattr(m, 'fast_path'))
     assert_close(exact, fast)
     assert fast.is_contiguous()  # callers get a standard NCHW tensor back
+
+
+def test_autocast_keeps_the_residual_stream_fp32():
+    """Under bf16 autocast the fused residual GEMMs would round the residual to bf16; the fast
+    path adds it outside the GEMM instead, like the exact path's ``x + f(x)``."""
+    block = randomise(HIDiffTransformerBlock(8, 2, prior_channels=4))
+    x, prior = torch.randn(1, 8, 8, 8), torch.randn(1, 4)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        exact, fast = both_paths(block, x, prior)
+        set_fast_path(block, True, strip_pixels=16)
+        strips = block(x, prior)
+    assert exact.dtype == fast.dtype == strips.dtype == torch.float32
+    assert_close(exact, fast, 5e-2)
+    assert_close(fast, strips, 5e-2)

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from mmagic.registry import MODELS
 from torch import nn
 
-from ..layers.fast_path import (DEFAULT_STRIP_PIXELS, channels_last, conv_rows, from_nhwc, nhwc,
-                                row_strips)
+from ..layers.fast_path import (DEFAULT_STRIP_PIXELS, add_product, channels_last, conv_rows,
+                                from_nhwc, nhwc, row_strips)
 from ..layers.him import HIM
 from ..layers.layer_norm import HIDiffLayerNorm
 
@@ -125,7 +125,7 @@ class MDTA(_PriorModulated):
             if residual is None:
                 out = values[i] @ mix.t()
             else:
-                out = torch.addmm(nhwc(residual[i:i + 1]).reshape(h * w, c), values[i], mix.t())
+                out = add_product(nhwc(residual[i:i + 1]).reshape(h * w, c), values[i], mix.t())
             if self.project_out.bias is not None:
                 out = out + self.project_out.bias
             outs.append(out)
@@ -200,7 +200,7 @@ class GDFN(_PriorModulated):
             if residual is None:
                 rows = gate @ weight
             else:
-                rows = torch.addmm(nhwc(residual[:, :, r0:r1]).reshape(-1, c), gate, weight)
+                rows = add_product(nhwc(residual[:, :, r0:r1]).reshape(-1, c), gate, weight)
             if self.project_out.bias is not None:
                 rows = rows + self.project_out.bias
             if out is None:

@@ -73,3 +73,12 @@ def conv_rows(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor],
         return fn(x)
     a, b = max(r0 - 1, 0), min(r1 + 1, height)
     return fn(x[:, :, a:b])[:, :, r0 - a:r1 - a]
+
+
+def add_product(residual: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``residual + a @ b`` as one GEMM (``addmm`` / ``baddbmm``). Under autocast the product is
+    added outside the GEMM instead, so that the residual stream keeps its own precision (fp32)
+    as it does on the exact path."""
+    if torch.is_autocast_enabled(residual.device.type):
+        return residual + a @ b
+    return torch.baddbmm(residual, a, b) if residual.dim() == 3 else torch.addmm(residual, a, b)

@@ -3,7 +3,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
-from .fast_path import channels_last, from_nhwc, nhwc
+from .fast_path import add_product, channels_last, from_nhwc, nhwc
 from .layer_norm import HIDiffLayerNorm
 
 
@@ -92,5 +92,5 @@ class HIM(nn.Module):
         # Each head's probabilities sum to 1, so adding bias / heads to every value row adds
         # the projection bias exactly once per pixel.
         values = (v @ proj_w).add_(self.proj.bias / heads).reshape(b, heads * n, c)
-        out = from_nhwc(torch.baddbmm(tokens, probs, values), h, w)
+        out = from_nhwc(add_product(tokens, probs, values), h, w)
         return out if keep_layout else out.contiguous()
