@@ -164,3 +164,22 @@ def test_autocast_keeps_the_residual_stream_fp32():
     assert exact.dtype == fast.dtype == strips.dtype == torch.float32
     assert_close(exact, fast, 5e-2)
     assert_close(fast, strips, 5e-2)
+
+
+def test_fast_path_is_a_cpu_path():
+    """Other devices run the exact forwards (measured faster on CUDA, docs/performance.md)."""
+    from hidiff_mm.models.layers.fast_path import use_fast
+    mdta = MDTA(8, 2)
+    assert use_fast(mdta, torch.zeros(1))
+    assert not use_fast(mdta, torch.zeros(1, device='meta'))
+    set_fast_path(mdta, False)
+    assert not use_fast(mdta, torch.zeros(1))
+
+
+def test_grams_of_half_inputs_do_not_overflow():
+    """Unnormalised q k^T sums over all pixels; in fp16 it would pass 65504, so it runs in fp32."""
+    mdta = MDTA(8, 2)
+    t = torch.full((64, 24), 40.0)  # |q|^2 = 64 * 1600 = 102400 > 65504
+    qk, qq, kk = mdta._head_grams(t.half())
+    assert qk.dtype == torch.float32 and torch.isfinite(qk).all()
+    assert torch.allclose(qq, torch.full_like(qq, 102400.0))

@@ -7,7 +7,7 @@ from mmagic.registry import MODELS
 from torch import nn
 
 from ..layers.fast_path import (DEFAULT_STRIP_PIXELS, add_product, channels_last, conv_rows,
-                                from_nhwc, nhwc, row_strips)
+                                from_nhwc, nhwc, row_strips, use_fast)
 from ..layers.him import HIM
 from ..layers.layer_norm import HIDiffLayerNorm
 
@@ -57,7 +57,7 @@ class MDTA(_PriorModulated):
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
-        if self.fast_path:
+        if use_fast(self, x):
             return self._forward_fast(x, prior, None)
         b, c, h, w = x.shape
         x = self._modulate(x, prior)
@@ -74,12 +74,15 @@ class MDTA(_PriorModulated):
                          prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
         the residual inside its output GEMM."""
-        if self.fast_path:
+        if use_fast(self, x):
             return self._forward_fast(x, prior, norm)
         return x + self(norm(x), prior)
 
     def _head_grams(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (L, 3C) rows of [q | k | v] -> q k^T (h, d, d), |q|^2 and |k|^2 (h, d) per head."""
+        if t.dtype != torch.float32 or torch.is_autocast_enabled(t.device.type):
+            with torch.autocast(t.device.type, enabled=False):  # unnormalised: may pass 65504
+                return self._head_grams(t.float())
         c = t.shape[1] // 3
         heads, d = self.num_heads, c // self.num_heads
         q = t[:, :c].view(-1, heads, d).permute(1, 2, 0)          # (h, d, L)
@@ -154,7 +157,7 @@ class GDFN(_PriorModulated):
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
-        if self.fast_path:
+        if use_fast(self, x):
             return self._forward_fast(x, prior, None)
         x = self._modulate(x, prior)
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
@@ -164,7 +167,7 @@ class GDFN(_PriorModulated):
                          prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
         the residual inside its output GEMM."""
-        if self.fast_path:
+        if use_fast(self, x):
             return self._forward_fast(x, prior, norm)
         return x + self(norm(x), prior)
 

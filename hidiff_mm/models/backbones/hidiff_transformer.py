@@ -5,7 +5,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
-from ..layers.fast_path import DEFAULT_STRIP_PIXELS, channels_last, set_fast_path
+from ..layers.fast_path import DEFAULT_STRIP_PIXELS, channels_last, set_fast_path, use_fast
 from ..layers.prior_pyramid import PriorTokenPool
 from .hidiff_blocks import Downsample, HIDiffLevel, PatchEmbed, Upsample
 
@@ -34,8 +34,9 @@ class HIDiffTransformer(nn.Module):
         prior_tokens: N (the official ``group ** 2``); must be divisible by 4.
         zero_init_output: start the output conv at zero, so the untrained network is the
             identity (global residual); the official model uses PyTorch's default init (False).
-        fast_path: run the fast forwards (channels-last, fused layer norm and projections,
-            row strips without autograd); False runs the exact, official-style forwards. Both
+        fast_path: run the fast forwards on CPU (channels-last, fused layer norm and
+            projections, row strips without autograd); False runs the exact, official-style
+            forwards, which every other device (CUDA) runs anyway. Both
             use the same parameters; :func:`~hidiff_mm.models.layers.set_fast_path` switches a
             built model.
         strip_pixels: row-strip size, in pixels, of MDTA / GDFN on the fast path without
@@ -111,7 +112,7 @@ class HIDiffTransformer(nn.Module):
         z2 = self.down_1(z1)
         z3 = self.down_2(z2).flatten(1)
 
-        out = self._features(channels_last(img) if self.fast_path else img, z1, z2, z3)
+        out = self._features(channels_last(img) if use_fast(self, img) else img, z1, z2, z3)
         return (out + img).contiguous()
 
     def _features(self, img: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,

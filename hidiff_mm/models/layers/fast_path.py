@@ -4,7 +4,9 @@ Every module with a ``fast_path`` attribute (layer norm, MDTA, GDFN, HIM, the Tr
 block and the Transformer) has two forwards with the same parameters: the exact one, written
 like the official code, and a fast one that keeps feature maps channels-last, fuses the layer
 norm, the residual adds and the output projections, and folds HIM's projections into its prior
-tokens. ``docs/performance.md`` lists what each lever gives. Without autograd, MDTA and GDFN
+tokens. The fast path is a CPU path: on other devices (CUDA) these modules run their exact
+forwards, which were faster there (``docs/performance.md`` has the measurements and lists what
+each lever gives on CPU). Without autograd, MDTA and GDFN
 also run their wide intermediate tensors in row strips of at most ``strip_pixels`` pixels,
 which bounds the memory of a forward pass without changing its result (a 3x3 depthwise conv
 needs one halo row each side).
@@ -37,6 +39,11 @@ def set_fast_path(module: nn.Module, enabled: bool = True,
         if strip_pixels is not None and hasattr(sub, 'strip_pixels'):
             sub.strip_pixels = strip_pixels
     return module
+
+
+def use_fast(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``module`` runs its fast forward on ``x``: switched on, and ``x`` on the CPU."""
+    return module.fast_path and x.device.type == 'cpu'
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
-from .fast_path import add_product, channels_last, from_nhwc, nhwc
+from .fast_path import add_product, channels_last, from_nhwc, nhwc, use_fast
 from .layer_norm import HIDiffLayerNorm
 
 
@@ -56,7 +56,7 @@ class HIM(nn.Module):
         if prior.dim() != 3 or prior.shape[-1] != self.prior_channels:
             raise ValueError(f'HIM expects a prior of shape (B, N, {self.prior_channels}), '
                              f'got {tuple(prior.shape)}')
-        if self.fast_path:
+        if use_fast(self, x):
             return self._forward_fast(x, prior)
         b, c, h, w = x.shape
         heads = self.num_heads
