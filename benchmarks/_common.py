@@ -133,6 +133,22 @@ def ratio(a: Optional[Dict], b: Optional[Dict], key: str) -> str:
     return f'{a[key] / b[key]:.2f}' if a and b and b.get(key, 0) > 0 else 'n/a'
 
 
+RATIO_KEYS = ('median_s', 'median_cpu_s', 'peak_minus_model_bytes')
+
+
+def ratio_table(label: str, rows: List[Tuple[str, Dict[str, Dict]]],
+                pairs: List[Tuple[str, str]]) -> List[str]:
+    """Markdown lines: per row ``(name, {model: result})``, the wall time, CPU time and memory
+    ratios ``a / b`` of every model pair."""
+    lines = [f'| {label} | ' + ' | '.join(f'{a} / {b}: wall time | CPU time | memory'
+                                          for a, b in pairs) + ' |',
+             '|---|' + '---|---|---|' * len(pairs)]
+    for name, by_model in rows:
+        cells = [ratio(by_model.get(a), by_model.get(b), k) for a, b in pairs for k in RATIO_KEYS]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 def sci(value: Optional[float]) -> str:
     return 'n/a' if value is None else f'{value:.2e}'
 

@@ -56,8 +56,8 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from _common import (build_official, current_rss, emit, gib, machine, max_abs_diff, official_chain,
-                     official_schedule, parse_size, peak_rss, ratio, reset_peak_rss, run_worker,
-                     sci, worker_setup)
+                     official_schedule, parse_size, peak_rss, ratio_table, reset_peak_rss,
+                     run_worker, sci, worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 LARGE_PIXELS = 512 * 512
@@ -243,16 +243,11 @@ def format_tables(results: List[Dict], meta: Dict) -> str:
                    f"{gib(r['peak_minus_model_bytes'])} | {gib(r['peak_rss_bytes'])} | {diff} |")
     pairs = ratio_pairs(meta['models'], reference)
     if pairs:
-        by_case = {(r['width'], r['height'], r['model']): r for r in results}
         sizes = sorted({(r['width'], r['height']) for r in results}, key=lambda s: s[0] * s[1])
-        keys = ('median_s', 'median_cpu_s', 'peak_minus_model_bytes')
-        out += ['', '| input (WxH) | ' + ' | '.join(f'{a} / {b}: wall time | CPU time | memory'
-                                                    for a, b in pairs) + ' |',
-                '|---|' + '---|---|---|' * len(pairs)]
-        for w, h in sizes:
-            cells = [ratio(by_case.get((w, h, a)), by_case.get((w, h, b)), k)
-                     for a, b in pairs for k in keys]
-            out.append(f'| {w}x{h} | ' + ' | '.join(cells) + ' |')
+        rows = [(f'{w}x{h}',
+                 {r['model']: r for r in results if (r['width'], r['height']) == (w, h)})
+                for w, h in sizes]
+        out += [''] + ratio_table('input (WxH)', rows, pairs)
     out += ['', 'memory = peak RSS of the timed forwards minus the RSS right after model '
             'construction (activations and workspace); CPU time = process time of all threads '
             '(less sensitive than wall time to other load on the machine); max abs diff = '

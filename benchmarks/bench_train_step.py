@@ -53,8 +53,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from _common import (REPO, build_official, current_rss, emit, gib, machine, max_abs_diff,
-                     official_chain, official_schedule, peak_rss, ratio, reset_peak_rss, run_worker,
-                     sci, worker_setup)
+                     official_chain, official_schedule, peak_rss, ratio_table, reset_peak_rss,
+                     run_worker, sci, worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'hidiff', 'hidiff_s1_gopro.py')
@@ -239,15 +239,9 @@ def format_tables(results: List[Dict], meta: Dict) -> str:
     pairs = [(m, reference) for m in ('fast', 'exact')
              if reference and m in meta['models'] and m != reference]
     if pairs:
-        by_case = {(r['stage'], r['model']): r for r in results}
-        keys = ('median_s', 'median_cpu_s', 'peak_minus_model_bytes')
-        out += ['', '| stage | ' + ' | '.join(f'{a} / {b}: wall time | CPU time | memory'
-                                              for a, b in pairs) + ' |',
-                '|---|' + '---|---|---|' * len(pairs)]
-        for stage in meta['stages']:
-            cells = [ratio(by_case.get((stage, a)), by_case.get((stage, b)), k)
-                     for a, b in pairs for k in keys]
-            out.append(f'| {stage} | ' + ' | '.join(cells) + ' |')
+        rows = [(str(stage), {r['model']: r for r in results if r['stage'] == stage})
+                for stage in meta['stages']]
+        out += [''] + ratio_table('stage', rows, pairs)
     out += ['', 'time = forward + loss + backward + clip + AdamW step; memory = peak RSS of the '
             'steps minus the RSS right after building the networks (activations, gradients, '
             'optimizer state); loss and gradient differences are taken at the first step (same '

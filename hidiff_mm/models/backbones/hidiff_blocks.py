@@ -13,10 +13,20 @@ from ..layers.layer_norm import HIDiffLayerNorm
 
 
 class _PriorModulated(nn.Module):
-    """Optional ``x * (W1 p + b1) + (W2 p + b2)`` of a branch input by a prior vector p (B, C').
+    """A residual branch (MDTA or GDFN) whose input is optionally modulated by a prior vector p
+    (B, C'): ``x * (W1 p + b1) + (W2 p + b2)``.
 
-    The Linear layers are named ``ln1``/``ln2`` as in the official state dict.
+    The Linear layers are named ``ln1``/``ln2`` as in the official state dict. Subclasses
+    implement ``_forward_fast(x, prior, norm)``.
     """
+
+    def forward_residual(self, x: torch.Tensor, norm: nn.Module,
+                         prior: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
+        the residual inside its output GEMM."""
+        if use_fast(self, x):
+            return self._forward_fast(x, prior, norm)
+        return x + self(norm(x), prior)
 
     def _init_modulation(self, channels: int, prior_channels: Optional[int]) -> None:
         self.modulation = prior_channels is not None
@@ -69,14 +79,6 @@ class MDTA(_PriorModulated):
         k = F.normalize(k, dim=-1)
         attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
         return self.project_out((attn @ v).reshape(b, c, h, w))
-
-    def forward_residual(self, x: torch.Tensor, norm: nn.Module,
-                         prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
-        the residual inside its output GEMM."""
-        if use_fast(self, x):
-            return self._forward_fast(x, prior, norm)
-        return x + self(norm(x), prior)
 
     def _head_grams(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (L, 3C) rows of [q | k | v] -> q k^T (h, d, d), |q|^2 and |k|^2 (h, d) per head."""
@@ -162,14 +164,6 @@ class GDFN(_PriorModulated):
         x = self._modulate(x, prior)
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(x1) * x2)
-
-    def forward_residual(self, x: torch.Tensor, norm: nn.Module,
-                         prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
-        the residual inside its output GEMM."""
-        if use_fast(self, x):
-            return self._forward_fast(x, prior, norm)
-        return x + self(norm(x), prior)
 
     def _forward_fast(self, x: torch.Tensor, prior: Optional[torch.Tensor],
                       norm: Optional[nn.Module]) -> torch.Tensor:
