@@ -136,6 +136,17 @@ def ratio(a: Optional[Dict], b: Optional[Dict], key: str) -> str:
 RATIO_KEYS = ('median_s', 'median_cpu_s', 'peak_minus_model_bytes')
 
 
+def reference_model(models: List[str]) -> Optional[str]:
+    """What the others are compared with: the official networks if run, else our exact path."""
+    return next((m for m in ('official', 'exact') if m in models), None)
+
+
+def ratio_pairs(models: List[str], reference: Optional[str]) -> List[Tuple[str, str]]:
+    """``(ours, reference)`` pairs for the ratio table: fast and exact against the reference."""
+    return [(m, reference) for m in ('fast', 'exact')
+            if reference and m in models and m != reference]
+
+
 def ratio_table(label: str, rows: List[Tuple[str, Dict[str, Dict]]],
                 pairs: List[Tuple[str, str]]) -> List[str]:
     """Markdown lines: per row ``(name, {model: result})``, the wall time, CPU time and memory

@@ -56,8 +56,8 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from _common import (build_official, current_rss, emit, gib, machine, max_abs_diff, official_chain,
-                     official_schedule, parse_size, peak_rss, ratio_table, reset_peak_rss,
-                     run_worker, sci, worker_setup)
+                     official_schedule, parse_size, peak_rss, ratio_pairs, ratio_table,
+                     reference_model, reset_peak_rss, run_worker, sci, worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 LARGE_PIXELS = 512 * 512
@@ -200,10 +200,6 @@ def worker_args(model: str, size: Tuple[int, int], args, output: str) -> List[st
     return cmd
 
 
-def reference_model(models: List[str]) -> Optional[str]:
-    return next((m for m in ('official', 'exact') if m in models), None)
-
-
 def add_diffs(results: List[Dict], outputs: Dict, reference: Optional[str]) -> None:
     """Each HI-Diff result gets ``max_abs_diff`` of its output against the reference's."""
     import torch
@@ -215,14 +211,6 @@ def add_diffs(results: List[Dict], outputs: Dict, reference: Optional[str]) -> N
         if r['model'] in HIDIFF_MODELS and ref_path:
             out = torch.load(outputs[key + (r['model'], )], weights_only=True)
             r['max_abs_diff'] = max_abs_diff(out, torch.load(ref_path, weights_only=True))
-
-
-def ratio_pairs(models: List[str], reference: Optional[str]) -> List[Tuple[str, str]]:
-    pairs = [(m, reference) for m in ('fast', 'exact')
-             if reference and m in models and m != reference]
-    if 'fast' in models and 'restormer' in models:
-        pairs.append(('fast', 'restormer'))
-    return pairs
 
 
 def format_tables(results: List[Dict], meta: Dict) -> str:
@@ -242,6 +230,8 @@ def format_tables(results: List[Dict], meta: Dict) -> str:
                    f"{'' if r['warmup'] else ' (no warm-up)'} | "
                    f"{gib(r['peak_minus_model_bytes'])} | {gib(r['peak_rss_bytes'])} | {diff} |")
     pairs = ratio_pairs(meta['models'], reference)
+    if 'fast' in meta['models'] and 'restormer' in meta['models']:
+        pairs.append(('fast', 'restormer'))
     if pairs:
         sizes = sorted({(r['width'], r['height']) for r in results}, key=lambda s: s[0] * s[1])
         rows = [(f'{w}x{h}',

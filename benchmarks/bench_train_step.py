@@ -53,8 +53,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from _common import (REPO, build_official, current_rss, emit, gib, machine, max_abs_diff,
-                     official_chain, official_schedule, peak_rss, ratio_table, reset_peak_rss,
-                     run_worker, sci, worker_setup)
+                     official_chain, official_schedule, peak_rss, ratio_pairs, ratio_table,
+                     reference_model, reset_peak_rss, run_worker, sci, worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'hidiff', 'hidiff_s1_gopro.py')
@@ -236,8 +236,7 @@ def format_tables(results: List[Dict], meta: Dict) -> str:
             f"{'0 (reference)' if is_ref else sci(r['loss_abs_diff'])} | "
             f"{'0 (reference)' if is_ref else sci(r['grad_max_abs_diff'])} | "
             f"{sci(r['grad_max_abs'])} |")
-    pairs = [(m, reference) for m in ('fast', 'exact')
-             if reference and m in meta['models'] and m != reference]
+    pairs = ratio_pairs(meta['models'], reference)
     if pairs:
         rows = [(str(stage), {r['model']: r for r in results if r['stage'] == stage})
                 for stage in meta['stages']]
@@ -303,7 +302,7 @@ def main(argv=None) -> List[Dict]:
     models = args.models or ['fast', 'exact'] + (['official'] if args.official else [])
     if 'official' in models and not args.official:
         raise SystemExit('--models official needs --official PATH')
-    reference = next((m for m in ('official', 'exact') if m in models), None)
+    reference = reference_model(models)
     results, grads = [], {}
     with tempfile.TemporaryDirectory(prefix='hidiff_bench_') as tmp:
         args.weights = osp.join(tmp, 'hidiff_seed0.pth')
