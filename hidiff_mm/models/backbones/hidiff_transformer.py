@@ -36,9 +36,8 @@ class HIDiffTransformer(nn.Module):
             identity (global residual); the official model uses PyTorch's default init (False).
         fast_path: run the fast forwards on CPU (channels-last, fused layer norm and
             projections, row strips without autograd); False runs the exact, official-style
-            forwards, which every other device (CUDA) runs anyway. Both
-            use the same parameters; :func:`~hidiff_mm.models.layers.set_fast_path` switches a
-            built model.
+            forwards, which every other device (CUDA) runs anyway. Both use the same
+            parameters; :func:`~hidiff_mm.models.layers.set_fast_path` switches a built model.
         strip_pixels: row-strip size, in pixels, of MDTA / GDFN on the fast path without
             autograd; it bounds the forward's working memory.
     """

@@ -1,15 +1,14 @@
 """The fast-path switch and the helpers shared by the fast forwards of the Transformer blocks.
 
-Every module with a ``fast_path`` attribute (layer norm, MDTA, GDFN, HIM, the Transformer
-block and the Transformer) has two forwards with the same parameters: the exact one, written
-like the official code, and a fast one that keeps feature maps channels-last, fuses the layer
-norm, the residual adds and the output projections, and folds HIM's projections into its prior
-tokens. The fast path is a CPU path: on other devices (CUDA) these modules run their exact
-forwards, which were faster there (``docs/performance.md`` has the measurements and lists what
-each lever gives on CPU). Without autograd, MDTA and GDFN
-also run their wide intermediate tensors in row strips of at most ``strip_pixels`` pixels,
-which bounds the memory of a forward pass without changing its result (a 3x3 depthwise conv
-needs one halo row each side).
+Every module with a ``fast_path`` attribute (layer norm, MDTA, GDFN, HIM and the Transformer)
+has two forwards with the same parameters: the exact one, written like the official code, and
+a fast one that keeps feature maps channels-last, fuses the layer norm, the residual adds and
+the output projections, and folds HIM's projections into its prior tokens. The fast path is a
+CPU path: on other devices (CUDA) these modules run their exact forwards, which were faster
+there (``docs/performance.md`` has the measurements and lists what each lever gives on CPU).
+Without autograd, MDTA and GDFN also run their wide intermediate tensors in row strips of at
+most ``strip_pixels`` pixels, which bounds the memory of a forward pass without changing its
+result (a 3x3 depthwise conv needs one halo row each side).
 """
 from typing import Callable, List, Optional, Tuple
 
