@@ -40,6 +40,8 @@ import time
 import warnings
 from typing import Dict, List, Optional, Tuple
 
+from _common import current_rss, parse_size
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RESULT_TAG = 'BENCH_RESULT '
 GIB = 1024**3
@@ -50,22 +52,8 @@ HIDIFF_CFG = dict(type='HIDiff', stage=2, generator=dict(type='HIDiffTransformer
                                          std=[255., 255., 255.]))
 
 
-def parse_size(text: str) -> Tuple[int, int]:
-    """``'WxH'`` -> ``(H, W)``."""
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must look like 1280x720 (WxH), got {text!r}')
-    return h, w
-
-
 def size_name(size: Tuple[int, int]) -> str:
     return f'{size[1]}x{size[0]}'
-
-
-def current_rss() -> int:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
 def peak_rss() -> int:

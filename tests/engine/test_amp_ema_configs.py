@@ -11,7 +11,7 @@ from engine_utils import REPO, run_tool
 from mmagic.registry import HOOKS, MODELS
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from tiny_config import write_config
+from tiny_config import TINY_MODEL, write_config
 
 import hidiff_mm  # noqa: F401  (registers the HI-Diff modules)
 
@@ -26,12 +26,6 @@ AMP_CONFIGS = {
     'hidiff_gopro_amp_fp16': ('hidiff_gopro.py', FP16),
     'hidiff_gopro_amp_ema': ('hidiff/hidiff_gopro_ema.py', BF16),
 }
-TINY_MODEL = dict(
-    generator=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, prior_channels=16),
-    prior_head=dict(
-        encoder_s1=dict(embed_dim=4, num_blocks=1),
-        encoder_s2=dict(embed_dim=4, num_blocks=1),
-        denoiser=dict(prior_channels=16, inner_channels=16)))
 
 
 def load(name: str) -> Config:

@@ -3,16 +3,18 @@ import os.path as osp
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-TEMPLATE = '''
-_base_ = {demo!r}
-custom_imports = dict(imports=['hidiff_mm', 'kill_hook'], allow_failed_imports=False)
-work_dir = {work_dir!r}
-model = dict(
+TINY_MODEL = dict(
     generator=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, prior_channels=16),
     prior_head=dict(
         encoder_s1=dict(embed_dim=4, num_blocks=1),
         encoder_s2=dict(embed_dim=4, num_blocks=1),
         denoiser=dict(prior_channels=16, inner_channels=16)))
+
+TEMPLATE = '''
+_base_ = {demo!r}
+custom_imports = dict(imports=['hidiff_mm', 'kill_hook'], allow_failed_imports=False)
+work_dir = {work_dir!r}
+model = {model!r}
 train_pipeline = [
     dict(type='LoadImagePair', keys=['img', 'gt'], color_type='color', channel_order='rgb',
          imdecode_backend='cv2'),
@@ -49,5 +51,5 @@ def write_config(path: str, data: str, work_dir: str, iters: int = 8, switch: in
         f.write(TEMPLATE.format(
             demo=osp.join(REPO, 'configs', 'hidiff_demo.py'), work_dir=work_dir, data=data,
             iters=iters, workers=workers, batch=batch, crop=AUGMENT if augment else '',
-            hooks=', '.join(hooks), val_interval=val_interval))
+            hooks=', '.join(hooks), val_interval=val_interval, model=TINY_MODEL))
     return path
