@@ -82,9 +82,9 @@ class MDTA(_PriorModulated):
 
     def _head_grams(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (L, 3C) rows of [q | k | v] -> q k^T (h, d, d), |q|^2 and |k|^2 (h, d) per head."""
-        if t.dtype != torch.float32 or torch.is_autocast_enabled(t.device.type):
+        if t.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(t.device.type):
             with torch.autocast(t.device.type, enabled=False):  # unnormalised: may pass 65504
-                return self._head_grams(t.float())
+                return self._head_grams(t.to(torch.promote_types(t.dtype, torch.float32)))
         c = t.shape[1] // 3
         heads, d = self.num_heads, c // self.num_heads
         q = t[:, :c].view(-1, heads, d).permute(1, 2, 0)          # (h, d, L)

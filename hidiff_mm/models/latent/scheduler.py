@@ -31,8 +31,9 @@ class HIDiffScheduler:
     Training starts the chain at ``z_T = add_noise(z, eps)`` and back-propagates through all
     T steps; inference starts from ``z_T ~ N(0, I)``. Each step turns the denoiser output into
     ``x0`` (eps- or x0-parameterisation, optionally clamped) and returns the posterior mean
-    ``coef1_t * x0 + coef2_t * z_t``. Coefficients are computed in float64 and stored in float32,
-    as in the official code. Defaults are the GoPro model.
+    ``coef1_t * x0 + coef2_t * z_t``. Coefficients are computed and stored in float64 and cast to
+    the dtype of the latents at use, so float32 latents see exactly the official float32 buffers
+    and float64 latents (the parity tests) the unrounded values. Defaults are the GoPro model.
 
     Args:
         num_train_timesteps: T (GoPro 8, RealBlur 16).
@@ -71,19 +72,18 @@ class HIDiffScheduler:
         self.clip_sample_range = clip_sample_range
         self.legacy_start_point = legacy_start_point
         self.draw_step_noise = draw_step_noise
-        f32 = torch.float32
-        self.betas = torch.tensor(betas, dtype=f32)
-        self.alphas_cumprod = torch.tensor(abar, dtype=f32)
-        self.alphas_cumprod_prev = torch.tensor(abar_prev, dtype=f32)
-        self.sqrt_alphas_cumprod = torch.tensor(np.sqrt(abar), dtype=f32)
-        self.sqrt_one_minus_alphas_cumprod = torch.tensor(np.sqrt(1. - abar), dtype=f32)
-        self.sqrt_recip_alphas_cumprod = torch.tensor(np.sqrt(1. / abar), dtype=f32)
-        self.sqrt_recipm1_alphas_cumprod = torch.tensor(np.sqrt(1. / abar - 1), dtype=f32)
+        f64 = torch.float64
+        self.betas = torch.tensor(betas, dtype=f64)
+        self.alphas_cumprod = torch.tensor(abar, dtype=f64)
+        self.alphas_cumprod_prev = torch.tensor(abar_prev, dtype=f64)
+        self.sqrt_alphas_cumprod = torch.tensor(np.sqrt(abar), dtype=f64)
+        self.sqrt_one_minus_alphas_cumprod = torch.tensor(np.sqrt(1. - abar), dtype=f64)
+        self.sqrt_recip_alphas_cumprod = torch.tensor(np.sqrt(1. / abar), dtype=f64)
+        self.sqrt_recipm1_alphas_cumprod = torch.tensor(np.sqrt(1. / abar - 1), dtype=f64)
         self.posterior_mean_coef1 = torch.tensor(
-            betas * np.sqrt(abar_prev) / (1. - abar), dtype=f32)
+            betas * np.sqrt(abar_prev) / (1. - abar), dtype=f64)
         self.posterior_mean_coef2 = torch.tensor(
-            (1. - abar_prev) * np.sqrt(alphas) / (1. - abar), dtype=f32)
-        self._abar64 = abar  # float64, for the strided sampler's coefficients
+            (1. - abar_prev) * np.sqrt(alphas) / (1. - abar), dtype=f64)
 
     def _coef(self, name: str, t: int, ref: torch.Tensor) -> torch.Tensor:
         return getattr(self, name)[t].to(device=ref.device, dtype=ref.dtype)
@@ -139,13 +139,13 @@ class HIDiffScheduler:
         ``coef1 = sqrt(abar_s) (1 - abar_t / abar_s) / (1 - abar_t)``,
         ``coef2 = sqrt(abar_t / abar_s) (1 - abar_s) / (1 - abar_t)``.
 
-        With ``s = t - 1`` these are the usual one-step coefficients (equal to the stored
-        float32 ``posterior_mean_coef1/2`` up to float32 rounding).
+        With ``s = t - 1`` these are the usual one-step coefficients ``posterior_mean_coef1/2``
+        (up to float64 rounding).
         """
         if not -1 <= s < t < self.num_train_timesteps:
             raise ValueError(f'need -1 <= s < t < {self.num_train_timesteps}, got t={t}, s={s}')
-        abar_t = float(self._abar64[t])
-        abar_s = 1.0 if s < 0 else float(self._abar64[s])
+        abar_t = float(self.alphas_cumprod[t])
+        abar_s = 1.0 if s < 0 else float(self.alphas_cumprod[s])
         coef1 = np.sqrt(abar_s) * (1. - abar_t / abar_s) / (1. - abar_t)
         coef2 = np.sqrt(abar_t / abar_s) * (1. - abar_s) / (1. - abar_t)
         return float(coef1), float(coef2)
@@ -183,7 +183,7 @@ class HIDiffScheduler:
             steps = torch.full((z.shape[0], ), t, dtype=torch.long, device=z.device)
             z = self.step(denoiser(z, cond, steps), t, z)
             if self.draw_step_noise:
-                torch.randn(z.shape, generator=generator, device=z.device)
+                torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
             intermediates.append(z)
         return (z, intermediates) if return_intermediates else z
 
@@ -203,10 +203,10 @@ class HIDiffScheduler:
                 coef2 = self._coef('posterior_mean_coef2', t, z)
             else:
                 c1, c2 = self.posterior_coefs(t, s)
-                coef1 = torch.tensor(c1, dtype=torch.float32).to(device=z.device, dtype=z.dtype)
-                coef2 = torch.tensor(c2, dtype=torch.float32).to(device=z.device, dtype=z.dtype)
+                coef1 = torch.tensor(c1, dtype=z.dtype, device=z.device)
+                coef2 = torch.tensor(c2, dtype=z.dtype, device=z.device)
             z = coef1 * x0 + coef2 * z
             if self.draw_step_noise:
-                torch.randn(z.shape, generator=generator, device=z.device)
+                torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
             intermediates.append(z)
         return (z, intermediates) if return_intermediates else z
