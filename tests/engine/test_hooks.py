@@ -78,3 +78,42 @@ def test_atomic_backend_replaces_whole_files(tmp_path, monkeypatch):
     with open(target, 'rb') as f:
         assert f.read() == b'old'
     assert os.listdir(tmp_path) == ['ckpt.pth']  # no temporary file left behind
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.info_lines, self.warnings = [], []
+
+    def info(self, msg: str) -> None:
+        self.info_lines.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+@pytest.mark.parametrize('world,warns', [(8, False), (1, True), (4, True)])
+def test_total_batch_is_logged_and_a_recipe_mismatch_warns(monkeypatch, world, warns):
+    from hidiff_mm.engine.hooks import progressive_patch_hook
+    monkeypatch.setattr(progressive_patch_hook, 'get_world_size', lambda: world)
+    recipe = dict(OFFICIAL, batch_sizes=[8, 5, 4, 2, 1, 1],
+                  recipe_total_batch_sizes=[64, 40, 32, 16, 8, 8])
+    hook, log = ProgressivePatchHook(**recipe), _Log()
+    hook.before_train(SimpleNamespace(hooks=[hook], logger=log))
+    totals = [world * b for b in recipe['batch_sizes']]
+    assert hook.total_batch_sizes() == totals
+    assert f'total batch per phase {totals}' in log.info_lines[0]
+    assert bool(log.warnings) == warns
+    if warns:
+        assert 'DIFFERS FROM THE RECIPE' in log.warnings[0] and 'assumes 8 processes' in \
+            log.warnings[0]
+    with pytest.raises(ValueError, match='one entry per phase'):
+        ProgressivePatchHook(**dict(recipe, recipe_total_batch_sizes=[64]))
+
+
+def test_progressive_schedule_restarts_at_the_stage_switch():
+    from hidiff_mm.engine import StageSwitchHook
+    hook = ProgressivePatchHook(**OFFICIAL)
+    runner = SimpleNamespace(hooks=[StageSwitchHook(switch_iter=300000), hook], logger=_Log())
+    hook.before_train(runner)
+    assert hook.start_iters == [0, 300000]
+    assert hook.phase(299999) == 5 and hook.phase(300000) == 0 and hook.phase(320000) == 1

@@ -69,8 +69,8 @@ def test_blind_prediction_pads_crops_and_uses_one_draw():
     assert torch.equal(a, b) and torch.equal(a, c)
 
 
-def test_oracle_validation_prior_is_opt_in():
-    blind, oracle = tiny_model(), tiny_model(oracle_val_prior=True)
+def test_stage1_validates_with_the_oracle_prior_by_default():
+    blind, oracle = tiny_model(oracle_val_prior=False), tiny_model()
     oracle.load_state_dict(blind.state_dict())
     blur, sharp = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     # validation packs the GT as BGR in [0, 255]
@@ -83,6 +83,40 @@ def test_oracle_validation_prior_is_opt_in():
         blind_out = blind(blur, samples)
         torch.manual_seed(0)
         assert torch.equal(blind_out, blind(blur))
+        oracle.set_stage(2)  # stage 2 is always blind
+        torch.manual_seed(0)
+        assert torch.equal(oracle(blur, samples), blind_out)
+
+
+def test_init_from_stage1_loads_transformer_and_stage1_encoder_strictly(tmp_path):
+    torch.manual_seed(0)
+    stage1 = tiny_model()
+    path = str(tmp_path / 'iter_4.pth')
+    torch.save(dict(meta=dict(hidiff_stage=1), state_dict=stage1.state_dict()), path)
+    torch.manual_seed(1)
+    stage2 = tiny_model(stage=2, init_from_stage1=path)
+    fresh = {k: v.clone() for k, v in stage2.state_dict().items()}
+    stage2.init_weights()
+    for key, value in stage2.state_dict().items():
+        if key.startswith(('generator.', 'prior_head.encoder_s1.')):
+            assert torch.equal(value, stage1.state_dict()[key]), key
+        else:  # the stage-2 encoder and the denoiser keep their own init, as officially
+            assert torch.equal(value, fresh[key]), key
+
+    state = stage1.state_dict()
+    dropped = next(k for k in state if k.startswith('prior_head.encoder_s1.'))
+    del state[dropped]
+    state['generator.extra.weight'] = torch.zeros(1)
+    broken = str(tmp_path / 'broken.pth')
+    torch.save(dict(state_dict=state), broken)
+    with pytest.raises(KeyError, match=r"broken\.pth.*unexpected key\(s\) \['extra\.weight'\]"):
+        tiny_model(stage=2, init_from_stage1=broken).init_weights()
+    del state['generator.extra.weight']
+    torch.save(dict(state_dict=state), broken)
+    with pytest.raises(KeyError, match=dropped[len('prior_head.encoder_s1.'):]):
+        tiny_model(stage=2, init_from_stage1=broken).init_weights()
+    with pytest.raises(FileNotFoundError, match='model.init_from_stage1: no stage-1 checkpoint'):
+        tiny_model(stage=2, init_from_stage1=str(tmp_path / 'missing.pth')).init_weights()
 
 
 def test_non_finite_loss_stops_before_the_update():

@@ -1,4 +1,5 @@
 """The HI-Diff editor: stage-1 / stage-2 training and blind prediction."""
+import os.path as osp
 from typing import Dict, List, Optional
 
 import torch
@@ -21,9 +22,15 @@ class HIDiff(BaseEditModel):
       pixel(G(blur, z_hat), sharp) + prior(z_hat, z). G, E2 and the denoiser train.
 
     Prediction is blind: the image is reflect-padded to ``pad_multiple``, the prior is sampled
-    from ``z_T ~ N(0, I)`` (the only random draw), and G's output is cropped back. With
-    ``oracle_val_prior=True`` a stage-1 model instead validates with the prior of
-    ``E1([sharp, blur])`` (the official stage-1 validation; optimistic, off by default).
+    from ``z_T ~ N(0, I)`` (the only random draw), and G's output is cropped back. A stage-1
+    model has no trained sampler yet, so with ``oracle_val_prior=True`` (the default, as the
+    official stage-1 validation) it validates and tests with the prior of ``E1([sharp, blur])``
+    whenever the data samples carry the sharp image: an optimistic, oracle score. Stage 2 and
+    prediction without a sharp image are always blind.
+
+    ``init_from_stage1`` starts a stage-2 run as the official one does: the Transformer and the
+    stage-1 encoder are loaded, strictly, from the stage-1 checkpoint when the runner initialises
+    the weights (``init_weights``); the stage-2 encoder and the denoiser keep their fresh init.
 
     Args:
         generator: config of the Transformer (``HIDiffTransformer``).
@@ -33,6 +40,7 @@ class HIDiff(BaseEditModel):
         stage: 1 or 2.
         oracle_val_prior: see above.
         pad_multiple: prediction pads H and W up to a multiple of this.
+        init_from_stage1: path of a stage-1 checkpoint, or None.
     """
 
     def __init__(self,
@@ -41,8 +49,9 @@ class HIDiff(BaseEditModel):
                  pixel_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  prior_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  stage: int = 1,
-                 oracle_val_prior: bool = False,
+                 oracle_val_prior: bool = True,
                  pad_multiple: int = 8,
+                 init_from_stage1: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
@@ -52,8 +61,44 @@ class HIDiff(BaseEditModel):
         self.prior_loss = MODELS.build(prior_loss)
         self.oracle_val_prior = oracle_val_prior
         self.pad_multiple = pad_multiple
+        self.init_from_stage1 = init_from_stage1
         self.stage = 0
         self.set_stage(stage)
+
+    def init_weights(self) -> None:
+        """MMEngine's initialisation, then the stage-1 weights if ``init_from_stage1`` is set."""
+        super().init_weights()
+        if self.init_from_stage1 is not None:
+            self.load_stage1(self.init_from_stage1)
+
+    def load_stage1(self, path: str) -> None:
+        """Load ``generator.*`` and ``prior_head.encoder_s1.*`` of a stage-1 checkpoint, strictly.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            KeyError: the file has no ``state_dict``, or its keys for the two networks differ
+                from the model's (the message names the missing and unexpected keys).
+        """
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'model.init_from_stage1: no stage-1 checkpoint at {path!r}')
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise KeyError(f'model.init_from_stage1: {path!r} is not an MMEngine checkpoint '
+                           "(expected a dict with a 'state_dict')")
+        for prefix, module in (('generator.', self.generator),
+                               ('prior_head.encoder_s1.', self.prior_head.encoder_s1)):
+            part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            expected = set(module.state_dict())
+            missing, unexpected = sorted(expected - set(part)), sorted(set(part) - expected)
+            if missing or unexpected:
+                raise KeyError(
+                    f'model.init_from_stage1: {path!r} does not match {prefix}* of this '
+                    f'model: {len(missing)} missing key(s) {missing[:5]}, {len(unexpected)} '
+                    f'unexpected key(s) {unexpected[:5]}')
+            module.load_state_dict(part, strict=True)
+        MMLogger.get_current_instance().info(
+            f'HIDiff: Transformer and stage-1 encoder initialised from {path}')
 
     def set_stage(self, stage: int) -> None:
         """Select the training stage and mark exactly its networks trainable."""
