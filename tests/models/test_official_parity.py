@@ -104,21 +104,31 @@ def test_scheduler_buffers(name, cfg):
 
 def test_sampler_gopro_inference_and_training_chain():
     ref = load('sampler_gopro')
-    net = build('denoising', ref['kwargs'], ref['state_dict'])
-    scheduler = DIFFUSION_SCHEDULERS.build(GOPRO_SCHEDULER)
+    head = MODELS.build(dict(
+        type='LatentPriorHead', encoder_s1=None,
+        encoder_s2=config_from_official('latent_encoder_gelu', ref_encoder_kwargs()),
+        denoiser=config_from_official('denoising', ref['kwargs']),
+        scheduler=GOPRO_SCHEDULER)).double()
+    net = head.denoiser
+    net.load_state_dict(ref['state_dict'])
     with torch.no_grad():
-        z0, steps = scheduler.sample(net, ref['z_T'], ref['c'], return_intermediates=True)
+        z0, steps = head.reverse_chain(ref['z_T'], ref['c'], return_intermediates=True)
     assert_close(z0, ref['z0'])
     assert_close(torch.stack(steps[1:]), ref['z0_steps'])
 
     # training: the official (quirky) start point, then the chain with gradients
-    z_noisy = scheduler.add_noise(ref['z_gt'], ref['noise'])
+    z_noisy = head.scheduler.add_noise(ref['z_gt'], ref['noise'], ref['T'] - 1)
     assert_close(z_noisy, ref['z_noisy'])
-    z_train = scheduler.sample(net, z_noisy, ref['c'])
+    z_train = head.reverse_chain(z_noisy, ref['c'])
     assert_close(z_train, ref['z_train'])
     z_train.sum().backward()
     assert_close(net.first_layer[0].weight.grad, ref['grad_first_layer'])
     assert_close(net.time_mlp.grad, ref['grad_time_mlp'])
+
+
+def ref_encoder_kwargs() -> dict:
+    """The tiny stage-2 encoder of the references (its weights do not matter to the chain)."""
+    return load('le_gelu_s2')['kwargs']
 
 
 def test_sampler_realblur_chain_and_rng_stream():
@@ -184,6 +194,5 @@ def test_whole_prediction(name, fast):
     with torch.no_grad():  # the pieces: padding, condition, sampled prior
         padded = F.pad(ref['lq'], (0, 3, 0, 3), 'reflect')
         assert_close(model.prior_head.encoder_s2(padded), ref['prior_c'])
-        prior = model.prior_head.scheduler.sample(model.prior_head.denoiser, ref['z_T'],
-                                                  ref['prior_c'])
+        prior = model.prior_head.reverse_chain(ref['z_T'], ref['prior_c'])
     assert_close(prior, ref['prior'])
