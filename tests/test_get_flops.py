@@ -105,10 +105,12 @@ def test_parts_add_up(tool, tiny_model, shape):
 
 
 def test_steps_override(tool, tiny_model):
-    report = tool.hidiff_complexity(tiny_model, (3, 32, 32), steps=5)
+    report = tool.hidiff_complexity(tiny_model, (3, 32, 32), steps=2)
     parts = report['parts']
-    assert report['measured_total_macs'] is None   # the scheduler has 3 steps, not 5
-    assert parts['denoiser_all']['macs'] == 5 * parts['denoiser_step']['macs']
+    assert parts['denoiser_all']['macs'] == 2 * parts['denoiser_step']['macs']
+    assert report['measured_total_macs'] == parts['total']['macs']  # the same 2-step prediction
+    with pytest.raises(ValueError, match='num_inference_steps'):
+        tool.hidiff_complexity(tiny_model, (3, 32, 32), steps=5)  # the scheduler has T = 3
 
 
 def test_cli(tool, tiny_config, capsys):

@@ -128,3 +128,27 @@ def test_non_finite_loss_stops_before_the_update():
     with pytest.raises(FloatingPointError, match='non-finite loss at iteration'):
         model.train_step(data, optim)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_test_cfg_sets_the_prediction_options_of_every_caller():
+    torch.manual_seed(0)
+    plain = tiny_model()
+    configured = tiny_model(test_cfg=dict(tile=16, tile_overlap=8, steps=2))
+    configured.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 24, 40)
+
+    def run(model, **options):
+        with torch.no_grad():
+            return model.forward_tensor(x, generator=torch.Generator().manual_seed(1), **options)
+
+    assert torch.equal(run(configured), run(plain, tile=16, tile_overlap=8, steps=2))
+    assert not torch.equal(run(configured), run(plain))
+    assert torch.equal(run(configured, tile=None, steps=None), run(configured))  # None keeps
+    with pytest.raises(KeyError, match=r"unknown key\(s\) \['tiles'\]"):
+        tiny_model(test_cfg=dict(tiles=16))
+    with pytest.raises(ValueError, match='num_inference_steps'):
+        tiny_model(test_cfg=dict(steps=99))
+    with pytest.raises(ValueError, match='tile must be a positive multiple of 8'):
+        run(plain, tile=12)
+    with pytest.raises(TypeError, match='unknown prediction option'):
+        run(plain, overlap=8)

@@ -18,9 +18,9 @@ MACs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on CPU, 
 ``no_grad``, batch 1: it counts convolutions and matrix products (``mm``/``addmm``/``bmm``/
 ``baddbmm``/attention kernels), ``MACs = FLOPs / 2``. Normalisation, softmax, activations and
 other element-wise work are not counted, as in the usual fvcore/ptflops-style figures. The
-image is reflect-padded to the model's ``pad_multiple`` first, as in prediction. When ``T`` is
-the scheduler's own, the whole ``forward_tensor`` is counted as well and must equal the sum of
-the parts (the sampler's own arithmetic is element-wise).
+image is padded by the editor (``HIDiff.pad``) first, as in prediction. The whole
+``forward_tensor`` with the same ``T`` is counted as well and must equal the sum of the parts
+(the sampler's own arithmetic is element-wise).
 """
 import argparse
 import json
@@ -107,16 +107,14 @@ def hidiff_complexity(model: nn.Module,
     Returns ``dict(shape, padded_shape, steps, parts, measured_total_macs)``; ``parts`` maps the
     keys of :data:`PART_NAMES` to ``dict(params, macs, in_total)``. ``denoiser_all`` repeats the
     denoiser's parameters (shared by all steps) but is counted once in ``total``.
-    ``measured_total_macs`` is the count of the whole ``forward_tensor`` (None when ``steps``
-    differs from the scheduler's or ``check_total`` is False).
+    ``measured_total_macs`` is the count of the whole ``forward_tensor`` with the same options
+    (None when ``check_total`` is False).
     """
     _check_hidiff(model)
     c, h, w = parse_shape(shape)
     head = model.prior_head
-    scheduler_steps = head.scheduler.num_train_timesteps
-    steps = scheduler_steps if steps is None else int(steps)
-    multiple = getattr(model, 'pad_multiple', 8)
-    hp, wp = h + (-h) % multiple, w + (-w) % multiple
+    steps = model.prediction_options(steps=steps).steps or len(head.scheduler)
+    hp, wp = model.pad(torch.zeros(1, c, h, w)).shape[-2:]
 
     model.eval()
     gen = torch.Generator().manual_seed(0)
@@ -147,8 +145,9 @@ def hidiff_complexity(model: nn.Module,
                                    macs=count_macs(encoder_s1, blur, sharp), in_total=False)
 
     measured = None
-    if check_total and steps == scheduler_steps:
-        measured = count_macs(model.forward_tensor, torch.rand(1, c, h, w, generator=gen))
+    if check_total:
+        measured = count_macs(lambda x: model.forward_tensor(x, steps=steps),
+                              torch.rand(1, c, h, w, generator=gen))
     return dict(shape=(c, h, w), padded_shape=(c, hp, wp), steps=steps, parts=parts,
                 measured_total_macs=measured)
 

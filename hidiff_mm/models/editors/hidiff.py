@@ -3,11 +3,14 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from mmagic.models import BaseEditModel
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
+
+from hidiff_mm.utils.dihedral import dihedral, dihedral_inverse
+from .prediction import PredictionOptions, pad_to_multiple
+from .tiling import tiled_apply
 
 
 @MODELS.register_module()
@@ -21,8 +24,12 @@ class HIDiff(BaseEditModel):
       ``add_noise(z, eps)`` conditioned on ``E2(blur)``, with gradients; loss =
       pixel(G(blur, z_hat), sharp) + prior(z_hat, z). G, E2 and the denoiser train.
 
-    Prediction is blind: the image is reflect-padded to ``pad_multiple``, the prior is sampled
-    from ``z_T ~ N(0, I)`` (the only random draw), and G's output is cropped back. A stage-1
+    Prediction is blind and has one path, :meth:`forward_tensor`, used by validation,
+    ``tools/test.py``, the API and ``tools/demo.py``: the image is reflect-padded to
+    ``pad_multiple``, the prior is sampled from ``z_T ~ N(0, I)`` (the only random draw), G runs
+    (on tiles, with that one prior, if asked) and its output is cropped back; optionally averaged
+    over the 8 dihedral transforms. ``test_cfg`` holds these options (``steps``, ``tile``,
+    ``tile_overlap``, ``self_ensemble``: :class:`PredictionOptions`). A stage-1
     model has no trained sampler yet, so with ``oracle_val_prior=True`` (the default, as the
     official stage-1 validation) it validates and tests with the prior of ``E1([sharp, blur])``
     whenever the data samples carry the sharp image: an optimistic, oracle score. Stage 2 and
@@ -41,6 +48,8 @@ class HIDiff(BaseEditModel):
         oracle_val_prior: see above.
         pad_multiple: prediction pads H and W up to a multiple of this.
         init_from_stage1: path of a stage-1 checkpoint, or None.
+        test_cfg: the prediction options (:class:`PredictionOptions`), e.g.
+            ``dict(tile=512, tile_overlap=32, steps=4, self_ensemble=False)``.
     """
 
     def __init__(self,
@@ -64,6 +73,7 @@ class HIDiff(BaseEditModel):
         self.init_from_stage1 = init_from_stage1
         self.stage = 0
         self.set_stage(stage)
+        self.prediction_options()  # a bad test_cfg fails at construction
 
     def init_weights(self) -> None:
         """MMEngine's initialisation, then the stage-1 weights if ``init_from_stage1`` is set."""
@@ -117,28 +127,60 @@ class HIDiff(BaseEditModel):
             MMLogger.get_current_instance().info(f'HIDiff: training stage {stage}')
         self.stage = stage
 
+    def prediction_options(self, **overrides) -> PredictionOptions:
+        """``test_cfg`` with ``overrides`` (those not None), checked against this model."""
+        return PredictionOptions.from_cfg(self.test_cfg, **overrides).check(
+            len(self.prior_head.scheduler), self.pad_multiple)
+
+    def pad(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> reflect-padded at the bottom/right to multiples of ``pad_multiple``."""
+        return pad_to_multiple(inputs, self.pad_multiple)
+
     def forward_tensor(self,
                        inputs: torch.Tensor,
                        data_samples: Optional[DataSample] = None,
-                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Blind prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W)."""
-        h, w = inputs.shape[-2:]
-        pad_h = (-h) % self.pad_multiple
-        pad_w = (-w) % self.pad_multiple
-        padded = F.pad(inputs, (0, pad_w, 0, pad_h), 'reflect') if pad_h or pad_w else inputs
-        if self.oracle_val_prior and self.stage == 1 and data_samples is not None:
-            sharp = self._sharp_from_samples(data_samples)
-            if pad_h or pad_w:
-                sharp = F.pad(sharp, (0, pad_w, 0, pad_h), 'reflect')
-            prior = self.prior_head.encode(padded, sharp)
-        else:
-            prior = self.blind_prior(padded, generator)
-        return self.generator(padded, prior)[..., :h, :w]
+                       generator: Optional[torch.Generator] = None,
+                       **options) -> torch.Tensor:
+        """Prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W).
+
+        ``generator`` draws ``z_T`` (else torch's global RNG); ``options`` override ``test_cfg``
+        for this call (see :class:`PredictionOptions`). A stage-1 model with
+        ``oracle_val_prior`` uses the sharp image of ``data_samples`` when they carry one.
+        """
+        opts = self.prediction_options(**options)
+        sharp = self._oracle_sharp(data_samples)
+        if not opts.self_ensemble:
+            return self._predict(inputs, sharp, generator, opts)
+        out = 0
+        for flag in range(8):
+            flip = None if sharp is None else dihedral(sharp, flag)
+            out = out + dihedral_inverse(
+                self._predict(dihedral(inputs, flag), flip, generator, opts), flag)
+        return out / 8
 
     def blind_prior(self, padded: torch.Tensor,
-                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """The prior sampled from the (padded) blurry image alone, (B, N, C')."""
-        return self.prior_head(padded, generator=generator)
+                    generator: Optional[torch.Generator] = None,
+                    steps: Optional[int] = None,
+                    return_intermediates: bool = False):
+        """The prior sampled from the (padded) blurry image alone, (B, N, C') (and the chain
+        ``[z_T, ..., z_0]`` with ``return_intermediates``)."""
+        return self.prior_head(padded, generator=generator, num_inference_steps=steps,
+                               return_intermediates=return_intermediates)
+
+    def _predict(self, inputs: torch.Tensor, sharp: Optional[torch.Tensor],
+                 generator: Optional[torch.Generator], opts: PredictionOptions) -> torch.Tensor:
+        h, w = inputs.shape[-2:]
+        padded = self.pad(inputs)
+        if sharp is not None:
+            prior = self.prior_head.encode(padded, self.pad(sharp))
+        else:
+            prior = self.blind_prior(padded, generator, opts.steps)
+        if opts.tile is None:
+            out = self.generator(padded, prior)
+        else:
+            out = tiled_apply(lambda tile: self.generator(tile, prior), padded, opts.tile,
+                              opts.tile_overlap, self.pad_multiple)
+        return out[..., :h, :w]
 
     def forward_inference(self,
                           inputs: torch.Tensor,
@@ -178,8 +220,12 @@ class HIDiff(BaseEditModel):
                 f'{values}; stopped before the update, the weights are unchanged')
         return loss, log_vars
 
-    def _sharp_from_samples(self, data_samples: DataSample) -> torch.Tensor:
-        """The validation GT as model input: undo MMagic's BGR [0, 255] packing for metrics."""
+    def _oracle_sharp(self, data_samples: Optional[DataSample]) -> Optional[torch.Tensor]:
+        """The sharp image as model input when this stage-1 model validates with the oracle
+        prior and ``data_samples`` carry one (MMagic packs it BGR in [0, 255]), else None."""
+        if (not self.oracle_val_prior or self.stage != 1 or data_samples is None
+                or 'gt_img' not in data_samples):
+            return None
         gt = data_samples.gt_img.to(self.data_preprocessor.mean.device)
         order = data_samples.metainfo.get('gt_img_output_channel_order', 'BGR')
         if isinstance(order, List):

@@ -102,12 +102,12 @@ class HIDiffGAN(HIDiff):
 
     # ---------------------------------------------------------------- generator (blind path)
     def blind_prior(self, padded: torch.Tensor,
-                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                    generator: Optional[torch.Generator] = None,
+                    steps: Optional[int] = None,
+                    return_intermediates: bool = False):
         """The sampled prior; without gradients when only the Transformer is fine-tuned."""
-        if self.finetune_prior:
-            return self.prior_head(padded, generator=generator)
-        with torch.no_grad():
-            return self.prior_head(padded, generator=generator)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.finetune_prior):
+            return super().blind_prior(padded, generator, steps, return_intermediates)
 
     def forward_train(self, inputs, data_samples=None, **kwargs):
         raise RuntimeError(

@@ -31,6 +31,15 @@ def make_betas(schedule: str, num_steps: int, beta_start: float, beta_end: float
     raise ValueError(f"beta_schedule must be 'linear' or 'sqrt_linear', got {schedule!r}")
 
 
+def check_num_inference_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
+    """Raise ``ValueError`` unless ``num_inference_steps`` is an integer in [1, T]."""
+    if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
+            or not 1 <= num_inference_steps <= num_train_timesteps):
+        raise ValueError(f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
+                         f'(the schedule has T = {num_train_timesteps} steps), '
+                         f'got {num_inference_steps!r}')
+
+
 @dataclass
 class HIDiffSchedulerOutput:
     """What :meth:`HIDiffScheduler.step` returns (diffusers' field names).
@@ -129,11 +138,7 @@ class HIDiffScheduler:
         num_train = self.num_train_timesteps
         if num_inference_steps is None:
             return list(reversed(range(num_train)))
-        if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
-                or not 1 <= num_inference_steps <= num_train):
-            raise ValueError(f'num_inference_steps must be an integer in [1, {num_train}] '
-                             f'(the schedule has T = {num_train} steps), '
-                             f'got {num_inference_steps!r}')
+        check_num_inference_steps(num_inference_steps, num_train)
         steps = np.round(np.linspace(num_train - 1, 0, num_inference_steps)).astype(int)
         return [int(t) for t in steps]  # distinct: the spacing is >= 1 because n <= T
 
