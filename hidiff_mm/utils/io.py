@@ -4,8 +4,6 @@ import os
 import tempfile
 from typing import Any
 
-import torch
-
 
 def atomic_write_bytes(data: bytes, path: str) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
@@ -29,6 +27,7 @@ def atomic_write_bytes(data: bytes, path: str) -> None:
 
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` with :func:`atomic_write_bytes` semantics."""
+    import torch  # here, so that the image tools can use this module without torch
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(buffer.getvalue(), path)

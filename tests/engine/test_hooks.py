@@ -117,3 +117,30 @@ def test_progressive_schedule_restarts_at_the_stage_switch():
     hook.before_train(runner)
     assert hook.start_iters == [0, 300000]
     assert hook.phase(299999) == 5 and hook.phase(300000) == 0 and hook.phase(320000) == 1
+
+
+def test_rng_states_are_gathered_only_where_a_checkpoint_is_due():
+    from mmengine.hooks import CheckpointHook
+
+    from hidiff_mm.engine import ExactResumeHook
+    hook = ExactResumeHook()
+    saver = CheckpointHook(interval=4, by_epoch=False, save_best='PSNR', rule='greater')
+    runner = SimpleNamespace(hooks=[saver, hook], max_iters=10,
+                             train_loop=SimpleNamespace(val_interval=3))
+    due = []
+    for it in range(10):
+        runner.iter = it
+        due.append(hook.checkpoint_due(runner))
+    # completed iterations 3, 6, 9 (validation: save_best), 4, 8 (interval), 10 (last)
+    assert [it + 1 for it, d in enumerate(due) if d] == [3, 4, 6, 8, 9, 10]
+    runner.iter = 7
+    hook.after_train_iter(runner, 0)
+    checkpoint = dict(meta=dict(iter=8))
+    hook.before_save_checkpoint(runner, checkpoint)
+    assert checkpoint['meta']['rng_states'] is hook._states  # gathered at this iteration
+    stale = dict(meta=dict(iter=9))  # a save the hook did not foresee: rank 0's state now
+    torch.rand(1)
+    hook.before_save_checkpoint(runner, stale)
+    assert torch.equal(stale['meta']['rng_states'][0]['torch'], torch.get_rng_state())
+    assert not torch.equal(stale['meta']['rng_states'][0]['torch'],
+                           checkpoint['meta']['rng_states'][0]['torch'])

@@ -1,7 +1,6 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """Conversions shared by the metrics: MMagic's CHW BGR [0, 255] tensors to scored images."""
-import os.path as osp
-from typing import Optional, Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -41,17 +40,15 @@ def to_uint8_hwc(img: ImageLike, channel_order: str = 'BGR') -> np.ndarray:
     return hwc.cpu().numpy().astype(np.uint8)
 
 
-def require_file(path: Optional[str], key: str, metric: str, how_to_get: str) -> str:
-    """Return ``path`` if it is a file, else raise FileNotFoundError naming the config key.
-
-    Args:
-        path: the configured path.
-        key: the config key that holds it (e.g. ``'backbone_path'``).
-        metric: metric name for the message.
-        how_to_get: one sentence on where the file comes from.
-    """
-    if path is None or not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{metric}: `{key}` is {path!r}, which is not an existing file. {how_to_get} '
-            f'See {WEIGHTS_DOC} for how to obtain it.')
-    return path
+def ssim_map(x: np.ndarray, y: np.ndarray, blur: Callable[[np.ndarray], np.ndarray],
+             data_range: float) -> np.ndarray:
+    """The SSIM map of Wang et al. (2004) of two float64 arrays of one shape, with the local
+    (Gaussian) means taken by ``blur``; ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``,
+    ``L = data_range``. Each protocol brings its own window, padding and pooling."""
+    c1, c2 = (0.01 * data_range)**2, (0.03 * data_range)**2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x * mu_x
+    var_y = blur(y * y) - mu_y * mu_y
+    cov = blur(x * y) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))

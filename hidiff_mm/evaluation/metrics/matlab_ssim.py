@@ -7,7 +7,7 @@ import numpy as np
 from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 from mmagic.registry import METRICS
 
-from .image_utils import ImageLike, to_uint8_hwc
+from .image_utils import ImageLike, ssim_map, to_uint8_hwc
 
 
 def _gaussian_1d(sigma: float) -> np.ndarray:
@@ -57,15 +57,7 @@ def matlab_ssim(img: np.ndarray, ref: np.ndarray, sigma: float = 1.5,
         x = cv2.sepFilter2D(x, cv2.CV_64F, g, g, borderType=cv2.BORDER_REPLICATE)
         return np.tensordot(x.reshape(a.shape), channel_mix, axes=([2], [1]))
 
-    c1 = (0.01 * data_range)**2
-    c2 = (0.03 * data_range)**2
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a * mu_a
-    var_b = blur(b * b) - mu_b * mu_b
-    cov = blur(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
-        (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
+    return float(ssim_map(a, b, blur, data_range).mean())
 
 
 @METRICS.register_module()

@@ -8,7 +8,7 @@ from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetr
 from mmagic.evaluation.metrics.metrics_utils import obtain_data
 from mmagic.registry import METRICS
 
-from .image_utils import ImageLike, to_uint8_hwc
+from .image_utils import ImageLike, ssim_map, to_uint8_hwc
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # scipy.ndimage's gaussian_filter default, used by skimage
@@ -64,13 +64,7 @@ def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         # BORDER_REFLECT (abc|cba) is scipy.ndimage's mode='reflect'
         return cv2.sepFilter2D(img, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
 
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x * mu_x
-    var_y = blur(y * y) - mu_y * mu_y
-    cov = blur(x * y) - mu_x * mu_y
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+    return ssim_map(x, y, blur, data_range=1.0)
 
 
 def masked_ssim(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float:
