@@ -1,9 +1,10 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """Conversions shared by the metrics: MMagic's CHW BGR [0, 255] tensors to scored images."""
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
+from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 
 ImageLike = Union[torch.Tensor, np.ndarray]
 
@@ -52,3 +53,34 @@ def ssim_map(x: np.ndarray, y: np.ndarray, blur: Callable[[np.ndarray], np.ndarr
     cov = blur(x * y) - mu_x * mu_y
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+
+
+class Uint8RGBMetric(BaseSampleWiseMetric):
+    """A per-image metric of the published protocols, scored on the saved 8-bit RGB images.
+
+    Subclasses set ``metric`` (the result name) and :meth:`score`; the prediction is clamped and
+    rounded, both images converted to ``(H, W, 3)`` uint8 RGB (:func:`to_uint8_hwc`).
+
+    Args:
+        gt_key: key of the ground truth in the data sample. Defaults to 'gt_img'.
+        pred_key: key of the prediction in ``data_sample['output']``. Defaults to 'pred_img'.
+        collect_device: device for collecting results across ranks. Defaults to 'cpu'.
+        prefix: prefix of the metric name (e.g. 'GoPro'). Defaults to None.
+    """
+
+    def __init__(self,
+                 gt_key: str = 'gt_img',
+                 pred_key: str = 'pred_img',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(
+            gt_key=gt_key, pred_key=pred_key, collect_device=collect_device, prefix=prefix)
+
+    def score(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        """The metric of one (H, W, 3) uint8 RGB prediction against its GT."""
+        raise NotImplementedError
+
+    def process_image(self, gt: ImageLike, pred: ImageLike, mask: ImageLike) -> float:
+        """Score one (C, H, W) prediction against its GT (``mask`` is unused)."""
+        return self.score(
+            to_uint8_hwc(pred, self.channel_order), to_uint8_hwc(gt, self.channel_order))

@@ -34,15 +34,9 @@ class LatentPriorHead(nn.Module):
         self.denoiser = MODELS.build(denoiser)
         self.scheduler = DIFFUSION_SCHEDULERS.build(scheduler)
 
-    def forward(self,
-                blur: torch.Tensor,
-                z_start: Optional[torch.Tensor] = None,
-                generator: Optional[torch.Generator] = None,
-                return_intermediates: bool = False,
-                num_inference_steps: Optional[int] = None
-                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+    def forward(self, *args, **kwargs):
         """:meth:`sample` (so that a DDP wrapper around this head sees the work)."""
-        return self.sample(blur, z_start, generator, return_intermediates, num_inference_steps)
+        return self.sample(*args, **kwargs)
 
     def encode(self, blur: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
         """blur, sharp: (B, 3, H, W) -> stage-1 prior (B, N, C')."""
