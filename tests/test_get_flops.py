@@ -1,4 +1,5 @@
 """tools/analysis/get_flops.py: MAC counting by hand, parts adding up, parameter counts."""
+import copy
 import importlib.util
 import json
 from pathlib import Path
@@ -102,6 +103,21 @@ def test_parts_add_up(tool, tiny_model, shape):
     assert total['params'] + parts['encoder_s1']['params'] == sum(
         p.numel() for p in tiny_model.parameters())
     assert not parts['encoder_s1']['in_total']
+
+
+def test_counts_the_exact_model(tool, tiny_config):
+    """The counts are the exact (official) form's, also for a model in its fast form, whose
+    folded products differ."""
+    from hidiff_mm.models.layers import convert_to_exact, convert_to_fast
+    model = convert_to_fast(tool.build_model(tiny_config))
+    exact_g = convert_to_exact(copy.deepcopy(model.generator)).eval()
+    fast_g = convert_to_fast(copy.deepcopy(model.generator)).eval()
+    img, prior = torch.rand(1, 3, 32, 32), torch.randn(1, 16, 32)
+    exact_macs, fast_macs = (tool.count_macs(g, img, prior) for g in (exact_g, fast_g))
+    assert exact_macs != fast_macs
+    report = tool.hidiff_complexity(model, (3, 32, 32))
+    assert report['parts']['generator']['macs'] == exact_macs
+    assert report['measured_total_macs'] == report['parts']['total']['macs']
 
 
 def test_steps_override(tool, tiny_model):

@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from mmagic.registry import DIFFUSION_SCHEDULERS, MODELS
 
-from hidiff_mm.models.layers import set_fast_path
+from hidiff_mm.models.layers import convert_to_exact, convert_to_fast
 from hidiff_mm.models.official import config_from_official
 
 DATA = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'official_parity')
 RTOL = 1e-10
-PATHS = pytest.mark.parametrize('fast', [False, True], ids=['exact', 'fast'])
+PATHS = pytest.mark.parametrize('convert', [convert_to_exact, convert_to_fast],
+                                ids=['exact', 'fast'])
 
 
 def load(name: str) -> dict:
@@ -44,9 +45,9 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, rtol: float = RTOL) -> N
 
 @PATHS
 @pytest.mark.parametrize('name', ['net_g_gopro', 'net_g_realblur'])
-def test_transformer(name, fast):
+def test_transformer(name, convert):
     ref = load(name)
-    net = set_fast_path(build('Transformer', ref['kwargs'], ref['state_dict']), fast)
+    net = convert(build('Transformer', ref['kwargs'], ref['state_dict']))
     with torch.no_grad():
         assert_close(net(ref['img'], ref['prior']), ref['out'])
         assert_close(net(ref['img2'], ref['prior2']), ref['out2'])
@@ -164,7 +165,7 @@ def test_sampler_realblur_chain_and_rng_stream():
 
 @PATHS
 @pytest.mark.parametrize('name', ['predict_gopro', 'predict_realblur'])
-def test_whole_prediction(name, fast):
+def test_whole_prediction(name, convert):
     """Same seed, same output: the editor's blind prediction equals the official test()."""
     ref = load(name)
     g_ref = load(ref['net_g_weights_file'][:-3])
@@ -184,7 +185,7 @@ def test_whole_prediction(name, fast):
     model.generator.load_state_dict(g_ref['state_dict'])
     model.prior_head.encoder_s2.load_state_dict(ref['net_le_dm_state_dict'])
     model.prior_head.denoiser.load_state_dict(ref['net_d_state_dict'])
-    set_fast_path(model.double().eval(), fast)
+    convert(model.double().eval())
 
     torch.manual_seed(ref['seed'])
     with torch.no_grad():

@@ -14,7 +14,9 @@ not depend on them). The table lists
   ``HIDiff.forward_tensor`` runs, and
 * the stage-1 encoder (``LE``, sees sharp + blurry; training only, not in the total).
 
-MACs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on CPU, under
+The model is counted in its exact form (``convert_to_exact``: the official arithmetic), whatever
+form it had and on every device; the CPU fast form computes the same function with other
+products. MACs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on CPU, under
 ``no_grad``, batch 1: it counts convolutions and matrix products (``mm``/``addmm``/``bmm``/
 ``baddbmm``/attention kernels), ``MACs = FLOPs / 2``. Normalisation, softmax, activations and
 other element-wise work are not counted, as in the usual fvcore/ptflops-style figures. The
@@ -38,6 +40,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import hidiff_mm  # noqa: E402,F401  (compatibility layer first; registers HI-Diff modules)
+from hidiff_mm.models.layers import convert_to_exact  # noqa: E402
 
 # Row keys of a report, in table order.
 PART_NAMES = {
@@ -102,7 +105,8 @@ def hidiff_complexity(model: nn.Module,
                       shape: Sequence[int] = (3, 256, 256),
                       steps: Optional[int] = None,
                       check_total: bool = True) -> Dict:
-    """Params and MACs of a HIDiff editor's parts for one ``(1, C, H, W)`` image.
+    """Params and MACs of a HIDiff editor's parts for one ``(1, C, H, W)`` image, counted on
+    the exact form (``model`` is converted to it and left in eval mode).
 
     Returns ``dict(shape, padded_shape, steps, parts, measured_total_macs)``; ``parts`` maps the
     keys of :data:`PART_NAMES` to ``dict(params, macs, in_total)``. ``denoiser_all`` repeats the
@@ -116,7 +120,7 @@ def hidiff_complexity(model: nn.Module,
     steps = model.prediction_options(steps=steps).steps or len(head.scheduler)
     hp, wp = model.pad(torch.zeros(1, c, h, w)).shape[-2:]
 
-    model.eval()
+    convert_to_exact(model).eval()
     gen = torch.Generator().manual_seed(0)
     blur = torch.rand(1, c, hp, wp, generator=gen)
     sharp = torch.rand(1, c, hp, wp, generator=gen)

@@ -8,13 +8,11 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
-from hidiff_mm.utils.dihedral import dihedral, dihedral_inverse
-from .prediction import PredictionOptions, pad_to_multiple
-from .tiling import tiled_apply
+from .prediction import BlindPrediction
 
 
 @MODELS.register_module()
-class HIDiff(BaseEditModel):
+class HIDiff(BlindPrediction, BaseEditModel):
     """HI-Diff: a prior-guided deblurring Transformer plus the latent prior that guides it.
 
     ``stage`` selects what a training step does:
@@ -126,72 +124,6 @@ class HIDiff(BaseEditModel):
         if stage != self.stage:
             MMLogger.get_current_instance().info(f'HIDiff: training stage {stage}')
         self.stage = stage
-
-    def prediction_options(self, **overrides) -> PredictionOptions:
-        """``test_cfg`` with ``overrides`` (those not None), checked against this model."""
-        return PredictionOptions.from_cfg(self.test_cfg, **overrides).check(
-            len(self.prior_head.scheduler), self.pad_multiple)
-
-    def pad(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> reflect-padded at the bottom/right to multiples of ``pad_multiple``."""
-        return pad_to_multiple(inputs, self.pad_multiple)
-
-    def forward_tensor(self,
-                       inputs: torch.Tensor,
-                       data_samples: Optional[DataSample] = None,
-                       generator: Optional[torch.Generator] = None,
-                       **options) -> torch.Tensor:
-        """Prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W).
-
-        ``generator`` draws ``z_T`` (else torch's global RNG); ``options`` override ``test_cfg``
-        for this call (see :class:`PredictionOptions`). A stage-1 model with
-        ``oracle_val_prior`` uses the sharp image of ``data_samples`` when they carry one.
-        """
-        opts = self.prediction_options(**options)
-        sharp = self._oracle_sharp(data_samples)
-        if not opts.self_ensemble:
-            return self._predict(inputs, sharp, generator, opts)
-        out = 0
-        for flag in range(8):
-            flip = None if sharp is None else dihedral(sharp, flag)
-            out = out + dihedral_inverse(
-                self._predict(dihedral(inputs, flag), flip, generator, opts), flag)
-        return out / 8
-
-    def blind_prior(self, padded: torch.Tensor,
-                    generator: Optional[torch.Generator] = None,
-                    steps: Optional[int] = None,
-                    return_intermediates: bool = False):
-        """The prior sampled from the (padded) blurry image alone, (B, N, C') (and the chain
-        ``[z_T, ..., z_0]`` with ``return_intermediates``)."""
-        return self.prior_head(padded, generator=generator, num_inference_steps=steps,
-                               return_intermediates=return_intermediates)
-
-    def _predict(self, inputs: torch.Tensor, sharp: Optional[torch.Tensor],
-                 generator: Optional[torch.Generator], opts: PredictionOptions) -> torch.Tensor:
-        h, w = inputs.shape[-2:]
-        padded = self.pad(inputs)
-        if sharp is not None:
-            prior = self.prior_head.encode(padded, self.pad(sharp))
-        else:
-            prior = self.blind_prior(padded, generator, opts.steps)
-        if opts.tile is None:
-            out = self.generator(padded, prior)
-        else:
-            out = tiled_apply(lambda tile: self.generator(tile, prior), padded, opts.tile,
-                              opts.tile_overlap, self.pad_multiple)
-        return out[..., :h, :w]
-
-    def forward_inference(self,
-                          inputs: torch.Tensor,
-                          data_samples: Optional[DataSample] = None,
-                          **kwargs) -> DataSample:
-        """Prediction as ``pred_img`` plus the blurry input as ``input_img`` (both BGR, [0, 255]),
-        so metrics can score the input too (e.g. ``PSNR(pred_key='input_img')``)."""
-        feats = self.data_preprocessor.destruct(self.forward_tensor(inputs, data_samples),
-                                                data_samples)
-        blurry = self.data_preprocessor.destruct(inputs, data_samples)
-        return DataSample(pred_img=feats.cpu(), input_img=blurry.cpu())
 
     def forward_train(self,
                       inputs: torch.Tensor,
