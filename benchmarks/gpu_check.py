@@ -27,7 +27,8 @@ Parts (each case is guarded: a failure prints its traceback and the run goes on)
 * (c) DDP: ``torchrun --nproc_per_node 1 tools/train.py CFG --launcher pytorch`` (nccl) on a
   tiny set of blurred/sharp PNG pairs (8 train, 2 val, 64 px), CFG being
   ``configs/hidiff/hidiff_gopro_amp_ema.py`` (bf16 AMP + EMA) with the data, the sizes and the
-  iterations shrunk and the stage switch moved to iteration ``--ddp-switch``; checks the
+  iterations shrunk, the stage switch moved to iteration ``--ddp-switch`` and a total batch
+  of 4 pairs made of 2 accumulated micro-batches of 2 (DDP ``no_sync``); checks the
   checkpoints (stage 1 then 2, EMA state, AMP loss-scaler state); the run's output goes to
   ``OUT/ddp_train.log``.
 * (d) ``torch.compile`` of the Transformer (``--compile-mode``, default ``default``; the whole
@@ -504,8 +505,9 @@ def ddp_config(path: str, data: str, work_dir: str, args, device) -> str:
         if hook['type'] == 'StageSwitchHook':
             hook['switch_iter'] = switch
         elif hook['type'] == 'ProgressivePatchHook':
+            # a total of 4 pairs in micro-batches of 2: 2 accumulated micro-batches per step
             hook.update(milestones=[2, iters], patch_sizes=[32, 48], batch_sizes=[2, 2],
-                        start_iter=[0, switch])
+                        start_iter=[0, switch], recipe_total_batch_sizes=[4, 4])
         elif hook['type'] == 'BasicVisualizationHook':
             continue
         hooks.append(hook)
@@ -521,7 +523,8 @@ def ddp_config(path: str, data: str, work_dir: str, args, device) -> str:
         work_dir=work_dir,
         custom_imports=dict(imports=['hidiff_mm'], allow_failed_imports=False),
         custom_hooks=hooks,
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=switch),
+        train_cfg=dict(type='AccumulatingIterBasedTrainLoop', max_iters=iters,
+                       val_interval=switch, total_batch_size=4),
         param_scheduler=[dict(type='ConstantLR', factor=1.0, begin=0, end=iters,
                               by_epoch=False)],
         train_dataloader=dict(

@@ -29,6 +29,9 @@ def test_total_batch_is_the_official_one_on_8_processes(path):
     hook = next(h for h in cfg.custom_hooks if h.type == 'ProgressivePatchHook')
     assert hook.recipe_total_batch_sizes == OFFICIAL_TOTAL
     assert [8 * b for b in hook.batch_sizes] == OFFICIAL_TOTAL
+    # fewer processes reach the same totals by accumulation: one step loads 64 pairs in all
+    assert cfg.train_cfg.type == 'AccumulatingIterBasedTrainLoop'
+    assert cfg.train_cfg.total_batch_size == max(OFFICIAL_TOTAL)
     loader = cfg.train_dataloader
     assert loader.batch_size >= max(hook.batch_sizes)  # the hook sub-samples the loaded batch
     crop = [t for t in loader.dataset.pipeline if t.type == 'PairedRandomCrop']
