@@ -24,6 +24,8 @@ Parts (each case is guarded: a failure prints its traceback and the run goes on)
   AmpOptimWrapper) and ``configs/hidiff/hidiff_gopro_amp_fp16.py`` (fp16, dynamic loss
   scaling), fast vs exact path; the same initial weights and noise for every case; median of
   ``--train-steps`` steps after two warm-up steps; the first step's loss against fp32 exact.
+  ``--with-cp`` turns on the Transformer's activation checkpointing (``generator.with_cp``);
+  ``--batch 1 --patch 384`` is one micro-batch of the recipe's 384^2 phase.
 * (c) DDP: ``torchrun --nproc_per_node 1 tools/train.py CFG --launcher pytorch`` (nccl) on a
   tiny set of blurred/sharp PNG pairs (8 train, 2 val, 64 px), CFG being
   ``configs/hidiff/hidiff_gopro_amp_ema.py`` (bf16 AMP + EMA) with the data, the sizes and the
@@ -419,7 +421,8 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
         for dtype in ('fp32', 'bf16', 'fp16'):
             for fast in (False, True):
                 row = dict(part='b', stage=stage, dtype=dtype, path='fast' if fast else 'exact',
-                           batch=f'{args.batch}x{args.patch}x{args.patch}')
+                           batch=f'{args.batch}x{args.patch}x{args.patch}'
+                           + (', with_cp' if args.with_cp else ''))
                 if clock.left(until) <= 0:
                     row['status'] = 'skipped (time budget)'
                     results.append(row)
@@ -432,6 +435,7 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
                 def case(stage=stage, dtype=dtype, fast=fast):
                     model.load_state_dict(init)
                     model.set_stage(stage)
+                    model.generator.with_cp = args.with_cp
                     model.train()
                     set_form(model, fast)
                     with amp_on_cpu(device):
@@ -661,6 +665,8 @@ def parse_args(argv=None):
     parser.add_argument('--batch', type=int, help='training batch (default 8)')
     parser.add_argument('--patch', type=int, help='training patch side (default 128)')
     parser.add_argument('--train-steps', type=int, help='timed steps per case (default 5)')
+    parser.add_argument('--with-cp', action='store_true',
+                        help='(b) with activation checkpointing of the Transformer')
     parser.add_argument('--ddp-iters', type=int, default=8)
     parser.add_argument('--ddp-switch', type=int, default=4)
     parser.add_argument('--write-stubs', metavar='DIR',
