@@ -25,6 +25,7 @@ _base_ = [
     './_base_/hidiff_runtime.py',
     './_base_/models/hidiff_gopro.py',
     './_base_/schedules/hidiff_300k.py',
+    './_base_/datasets/gopro.py',
 ]
 
 experiment_name = 'hidiff_finetune_own_data'
@@ -44,39 +45,23 @@ train_cfg = dict(
     type='AccumulatingIterBasedTrainLoop', max_iters=20000, val_interval=2000,
     total_batch_size=8)
 
+# The GoPro data settings (gopro.py) on data/own, as check_pairs.py lays it out, with 256^2
+# crops and an endless sampler (every step a full batch, however few the pairs).
 data_root = 'data/own'
-load_pair = dict(
-    type='LoadImagePair',
-    keys=['img', 'gt'],
-    color_type='color',
-    channel_order='rgb',
-    imdecode_backend='cv2')
+own = dict(
+    metainfo=dict(dataset_type='own', task_name='deblurring'),
+    data_prefix=dict(img='input', gt='target'))
 train_pipeline = [
-    load_pair,
+    {{_base_.load_pair}},
     dict(type='SetValues', dictionary=dict(scale=1)),
     dict(type='PairedRandomCrop', gt_patch_size=256),
     dict(type='RandomDihedral', keys=['img', 'gt']),
     dict(type='PackInputs'),
 ]
-test_pipeline = [load_pair, dict(type='PackInputs')]
-dataset = dict(
-    type='PairedDeblurDataset',
-    metainfo=dict(dataset_type='own', task_name='deblurring'),
-    data_prefix=dict(img='input', gt='target'))
-
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(dataset, data_root=f'{data_root}/train', pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(dataset, data_root=f'{data_root}/val', test_mode=True, pipeline=test_pipeline))
+    sampler=dict(type='InfiniteSampler'),
+    dataset=dict(own, data_root=f'{data_root}/train', pipeline=train_pipeline))
+val_dataloader = dict(num_workers=2, dataset=dict(own, data_root=f'{data_root}/val'))
 test_dataloader = val_dataloader
 
 val_evaluator = [

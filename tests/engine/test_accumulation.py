@@ -75,12 +75,9 @@ custom_imports = dict(imports=['hidiff_mm', 'noiseless_scheduler'], allow_failed
 experiment_name = {name!r}
 work_dir = {work_dir!r}
 model = {model!r}
-train_pipeline = [
-    dict(type='LoadImagePair', keys=['img', 'gt'], color_type='color', channel_order='rgb',
-         imdecode_backend='cv2'),
-    dict(type='SetValues', dictionary=dict(scale=1)),
-    dict(type='PackInputs'),
-]
+# the recipe's pipeline without its random crop and flips
+train_pipeline = [{{{{_base_.load_pair}}}}, dict(type='SetValues', dictionary=dict(scale=1)),
+                  dict(type='PackInputs')]
 prefix = dict(img='input', gt='target')
 train_dataloader = dict(
     batch_size=4, num_workers=0,

@@ -1,7 +1,7 @@
-"""configs/hidiff_finetune_own_data.py, end to end on a tiny model: photo folders with odd names
-and sizes -> check_pairs.py -> official-format weights converted by
-convert_official_checkpoint.py -> fine-tuning through both stages with accumulation and the
-leaderboard metrics -> an exact resume."""
+"""configs/hidiff_finetune_own_data.py, end to end on a tiny model (its data settings as they
+are): photo folders with odd names and sizes -> check_pairs.py -> official-format weights
+converted by convert_official_checkpoint.py -> fine-tuning through both stages with
+accumulation and the leaderboard metrics -> an exact resume."""
 import glob
 import json
 import os
@@ -28,31 +28,22 @@ experiment_name = {name!r}
 work_dir = {work_dir!r}
 load_from = {weights!r}
 model = {model!r}
-train_pipeline = [
-    dict(type='LoadImagePair', keys=['img', 'gt'], color_type='color', channel_order='rgb',
-         imdecode_backend='cv2'),
-    dict(type='SetValues', dictionary=dict(scale=1)),
-    dict(type='PairedRandomCrop', gt_patch_size=16),
-    dict(type='RandomDihedral', keys=['img', 'gt']),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(
-    num_workers=0, dataset=dict(data_root={data!r} + '/train', pipeline=train_pipeline))
+train_dataloader = dict(num_workers=0, dataset=dict(data_root={data!r} + '/train'))
 val_dataloader = dict(num_workers=0, dataset=dict(data_root={data!r} + '/val'))
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters={iters}, val_interval=2, total_batch_size=2)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict(interval=1))
 custom_hooks = [
     dict(type='StageSwitchHook', switch_iter=2),
-    dict(type='ProgressivePatchHook', milestones=[2], patch_sizes=[16], batch_sizes=[1],
+    dict(type='ProgressivePatchHook', milestones=[2], patch_sizes=[256], batch_sizes=[1],
          recipe_total_batch_sizes=[2]),
     dict(type='ExactResumeHook'),
 ]
 randomness = dict(seed=0, deterministic=False)
 visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
 '''
-# the tiny networks; whole validation photos in tiles of 32 px (several per photo)
-MODEL = dict(TINY_MODEL, test_cfg=dict(tile=32, tile_overlap=8))
+# the tiny networks; whole validation photos in tiles of 128 px (several per photo)
+MODEL = dict(TINY_MODEL, test_cfg=dict(tile=128, tile_overlap=16))
 
 
 def photos(root: str) -> None:
@@ -60,12 +51,13 @@ def photos(root: str) -> None:
     rng = np.random.default_rng(0)
     for folder in ('blurry', 'sharp'):
         os.makedirs(osp.join(root, folder))
-    for i, (h, w) in enumerate([(24, 32), (40, 24), (32, 32), (48, 40), (24, 24), (36, 28)]):
-        sharp = cv2.resize(rng.integers(0, 256, (h // 4, w // 4, 3), dtype=np.uint8), (w, h),
+    for i, (h, w) in enumerate([(256, 288), (300, 256), (256, 256), (288, 320), (264, 272),
+                                (256, 312)]):
+        sharp = cv2.resize(rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8), (w, h),
                            interpolation=cv2.INTER_NEAREST)
         name = f'holiday photo {i}.' + ('JPG' if i % 2 else 'png')
         cv2.imwrite(osp.join(root, 'sharp', name), sharp)
-        cv2.imwrite(osp.join(root, 'blurry', name), cv2.blur(sharp, (5, 5)))
+        cv2.imwrite(osp.join(root, 'blurry', name), cv2.blur(sharp, (9, 9)))
 
 
 def official_files(tmp_path, config: str) -> dict:
@@ -117,7 +109,7 @@ def converted(tmp_path_factory):
         tools = osp.join(REPO, 'tools')
         run_script(osp.join(tools, 'dataset_converters', 'check_pairs.py'),
                    [tmp / 'photos' / 'blurry', tmp / 'photos' / 'sharp', '--out', tmp / 'own',
-                    '--val', 2, '--min-size', 16], monkeypatch)
+                    '--val', 2], monkeypatch)
         config = write(tmp, 'tiny', str(tmp / 'own'), 'unused')
         weights = official_files(tmp, config)
         out = str(tmp / 'hidiff_official.pth')
