@@ -33,7 +33,7 @@ val_dataloader = dict(
     dataset=dict(data, data_root={data!r} + '/test', pipeline=pipeline[:2] + pipeline[-1:]))
 val_evaluator = [dict(type='PSNR')]
 val_cfg = dict(type='MultiValLoop')
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=4)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=4, val_interval=4)
 default_hooks = dict(checkpoint=dict(interval=2, out_dir=None, save_best=None),
                      logger=dict(interval=1))
 custom_hooks = [dict(type='StageSwitchHook', switch_iter=2), dict(type='ExactResumeHook'),
