@@ -2,9 +2,11 @@
 # the model in stage 2 with a fresh optimizer and schedule for another 300k iterations (the
 # official two runs and their hand-edited paths become one command):
 #   bash tools/dist_train.sh configs/hidiff_gopro.py 8
-# It assumes 8 processes: the official total batch of each progressive phase, 64 -> 8 pairs
-# (4 GPUs x 16 -> 2 officially), is 8 -> 1 pairs per process here; the hook logs the total batch
-# and warns when the world size changes it. The progressive schedule restarts at the switch.
+# The official total batch of each progressive phase, 64 -> 8 pairs per optimizer step (4 GPUs x
+# 16 -> 2 officially), on 1, 2, 4 or 8 processes: 8 -> 1 pairs per process at once, accumulated
+# 8 / world size times (python tools/train.py configs/hidiff_gopro.py on one GPU; one 24 GB GPU:
+# hidiff/hidiff_gopro_1gpu.py); the hook logs the plan and warns where the world size cannot
+# make the total. The progressive schedule restarts at the switch.
 _base_ = ['./hidiff/hidiff_s1_gopro.py']
 
 experiment_name = 'hidiff_gopro'

@@ -1,7 +1,7 @@
 # HI-Diff stage 1 on GoPro (official options/train/GoPro_S1.yml): the Transformer and the
 # stage-1 latent encoder (which sees sharp + blurry) train for 300k iterations with the
-# progressive patch schedule. Written for 8 processes with the official total batch 64 -> 8
-# (8 -> 1 pairs per process): tools/dist_train.sh configs/hidiff/hidiff_s1_gopro.py 8.
+# progressive patch schedule and the official total batch 64 -> 8 (8 -> 1 pairs per process
+# at once, accumulated on fewer than 8): tools/dist_train.sh configs/hidiff/hidiff_s1_gopro.py 8.
 _base_ = [
     '../_base_/hidiff_runtime.py',
     '../_base_/models/hidiff_gopro.py',

@@ -1,6 +1,6 @@
 # HI-Diff stage 1 on RealBlur-R (official options/train/RealBlur_R_S1.yml): LeakyReLU latent
-# encoders with 5 blocks and GDFN expansion 2.0; same optimisation as GoPro. Written for 8
-# processes with the official total batch 64 -> 8 (8 -> 1 pairs per process):
+# encoders with 5 blocks and GDFN expansion 2.0; same optimisation as GoPro, with the official
+# total batch 64 -> 8 (8 -> 1 pairs per process at once, accumulated on fewer than 8):
 # tools/dist_train.sh configs/hidiff/hidiff_s1_realblur_r.py 8.
 _base_ = [
     '../_base_/hidiff_runtime.py',
