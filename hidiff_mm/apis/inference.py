@@ -1,9 +1,10 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """High-level inference: build a model from a config, deblur images (paths or BGR arrays).
 
-Prediction is the official blind procedure (``HIDiff.forward_tensor``): reflect-pad to a
-multiple of 8, sample the prior from ``z_T ~ N(0, I)`` (the only random draw) with the stage-2
-encoder and the denoiser, run the Transformer with that prior, crop. On top of it:
+Prediction is the official blind procedure (``HIDiff.forward_tensor``): pad to a multiple of 8
+(reflect; sides too short to reflect are continued by their edge, so any size from 1x1 works),
+sample the prior from ``z_T ~ N(0, I)`` (the only random draw) with the stage-2 encoder and the
+denoiser, run the Transformer with that prior, crop. On top of it:
 
 * ``seed``: a ``torch.Generator`` seeded with it draws ``z_T`` (else the global RNG);
 * ``steps``: fewer sampler steps (an evenly spaced subsequence of the T trained steps);
@@ -21,8 +22,8 @@ from typing import List, Optional, Tuple, Union
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..models.layers.padding import pad_to_multiple
 from .tiling import check_tile, tiled_apply
 
 ImageLike = Union[str, Path, np.ndarray]
@@ -141,9 +142,9 @@ def to_bgr_uint8(img: np.ndarray, name: str = 'image') -> np.ndarray:
     elif not (img.ndim == 3 and img.shape[2] == 3):
         raise ValueError(f'{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) '
                          f'image, got shape {img.shape}')
-    if min(img.shape[:2]) < 8:
-        raise ValueError(f'{name}: image is {img.shape[1]}x{img.shape[0]}; both sides must be '
-                         'at least 8 pixels')
+    if min(img.shape[:2]) < 1:
+        raise ValueError(f'{name}: image is {img.shape[1]}x{img.shape[0]} (WxH) and has no '
+                         'pixels')
     return np.ascontiguousarray(img)
 
 
@@ -191,12 +192,6 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 # --------------------------------------------------------------------------------------------
 # tensors
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad bottom/right to a multiple of ``multiple`` (as ``HIDiff.forward_tensor``)."""
-    pad_h, pad_w = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
-    return F.pad(x, (0, pad_w, 0, pad_h), 'reflect') if pad_h or pad_w else x
 
 
 def sample_prior(model: torch.nn.Module, padded: torch.Tensor,

@@ -2,11 +2,12 @@
 from typing import Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from mmagic.models import BaseEditModel
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
+
+from ..layers.padding import pad_to_multiple
 
 
 @MODELS.register_module()
@@ -20,7 +21,8 @@ class HIDiff(BaseEditModel):
       ``add_noise(z, eps)`` conditioned on ``E2(blur)``, with gradients; loss =
       pixel(G(blur, z_hat), sharp) + prior(z_hat, z). G, E2 and the denoiser train.
 
-    Prediction is blind: the image is reflect-padded to ``pad_multiple``, the prior is sampled
+    Prediction is blind: the image is padded to ``pad_multiple`` (reflect, see
+    :func:`~hidiff_mm.models.layers.pad_to_multiple`), the prior is sampled
     from ``z_T ~ N(0, I)`` (the only random draw), and G's output is cropped back. With
     ``oracle_val_prior=True`` a stage-1 model instead validates with the prior of
     ``E1([sharp, blur])`` (the official stage-1 validation; optimistic, off by default).
@@ -78,13 +80,9 @@ class HIDiff(BaseEditModel):
                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Blind prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W)."""
         h, w = inputs.shape[-2:]
-        pad_h = (-h) % self.pad_multiple
-        pad_w = (-w) % self.pad_multiple
-        padded = F.pad(inputs, (0, pad_w, 0, pad_h), 'reflect') if pad_h or pad_w else inputs
+        padded = pad_to_multiple(inputs, self.pad_multiple)
         if self.oracle_val_prior and self.stage == 1 and data_samples is not None:
-            sharp = self._sharp_from_samples(data_samples)
-            if pad_h or pad_w:
-                sharp = F.pad(sharp, (0, pad_w, 0, pad_h), 'reflect')
+            sharp = pad_to_multiple(self._sharp_from_samples(data_samples), self.pad_multiple)
             prior = self.prior_head.encode(padded, sharp)
         else:
             prior = self.blind_prior(padded, generator)
