@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from ...utils.io import load_weights_file
 from .image_utils import require_file
 
 # torchvision builder -> the checkpoint file its IMAGENET1K_V1 weights download to
@@ -16,9 +17,10 @@ TORCHVISION_FILES = {
 
 
 def load_state_dict(path: str, key: str, metric: str, how_to_get: str) -> Dict[str, torch.Tensor]:
-    """``torch.load`` a plain state dict (tensors only) after checking that the file exists."""
+    """Load a plain state dict (tensors only, nothing executed) after checking that the file
+    exists; see :func:`hidiff_mm.utils.load_weights_file`."""
     require_file(path, key, metric, how_to_get)
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights_file(path, f'{metric} `{key}`')
 
 
 def load_torchvision_features(arch: str, path: str, metric: str) -> nn.Sequential:

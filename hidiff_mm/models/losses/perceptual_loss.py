@@ -15,6 +15,8 @@ import torch.nn.functional as F
 import torchvision
 from mmagic.registry import MODELS
 
+from ...utils.io import load_weights_file
+
 # torchvision builder -> the file its IMAGENET1K_V1 weights download to
 TORCHVISION_VGG_FILES = {
     'vgg11': 'vgg11-8a719046.pth',
@@ -80,7 +82,7 @@ def load_vgg_state(path: Optional[str], vgg_type: str, key: str = 'vgg_path') ->
             f"torchvision's ImageNet checkpoint {TORCHVISION_VGG_FILES.get(vgg_type, '')} "
             f'(found in $TORCH_HOME/hub/checkpoints/ on machines that downloaded it). Nothing is '
             f'downloaded. See {DOC}.')
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights_file(path, f'LocalPerceptualLoss `{key}`')
 
 
 class LocalVGGFeatures(nn.Module):
