@@ -27,6 +27,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, init_model, list_images, read_image  # noqa: E402
 from hidiff_mm.apis.tiling import check_tile  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -96,4 +97,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run(main)

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hidiff_mm.datasets.synthetic import make_blur_pair
+from hidiff_mm.utils.cli import run
 
 SPLITS = (('train', 0), ('test', 1))
 
@@ -55,4 +56,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

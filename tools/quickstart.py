@@ -87,4 +87,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.path.insert(0, REPO)
+    from hidiff_mm.utils import cli
+    cli.run(main)

@@ -3,7 +3,8 @@
 
 ``import hidiff_mm`` (compat layer + registration) runs before anything imports mmagic, checkpoints
 load with ``torch.load(weights_only=True)`` (see ``hidiff_mm.compat``), and multi-process runs
-without CUDA use gloo.
+without CUDA use gloo. The checkpoint is read and checked against the model first: a missing,
+damaged or unfitting file is one line naming it (exit status 2, see ``hidiff_mm.utils.cli``).
 """
 import argparse
 import os
@@ -13,12 +14,16 @@ import mmengine
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
 from hidiff_mm import compat
+from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
+from hidiff_mm.utils.cli import run
+from hidiff_mm.utils.io import load_weights_file
 
 
 def parse_args(argv=None):
@@ -96,12 +101,18 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    state = state_dict_of(load_weights_file(args.checkpoint), args.checkpoint)
     compat.setup_cpu_distributed(cfg, args.launcher)
 
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
+    # MMEngine loads whatever matches and only warns: refuse a checkpoint of another model.
+    # The stage-1 encoder is not used for prediction (converted official test files lack it).
+    check_fits(runner.model.module if is_model_wrapper(runner.model) else runner.model, state,
+               args.checkpoint, optional=['prior_head.encoder_s1.'])
+    del state
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
     if args.out:
@@ -114,4 +125,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -38,6 +38,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import hidiff_mm  # noqa: E402,F401  (compatibility layer first; registers HI-Diff modules)
+from hidiff_mm.utils.cli import run  # noqa: E402
 
 # Row keys of a report, in table order.
 PART_NAMES = {
@@ -233,4 +234,4 @@ def main(argv=None) -> Dict:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

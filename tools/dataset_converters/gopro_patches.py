@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from hidiff_mm.datasets import PairedDeblurDataset
 from hidiff_mm.datasets.patches import CropPlan, crop_pair, train_crops, val_crops
+from hidiff_mm.utils.cli import run
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -87,4 +88,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)
