@@ -5,23 +5,46 @@ Differences from MMagic's script:
 
 * ``import hidiff_mm`` (which applies :mod:`hidiff_mm.compat` and registers the HI-Diff modules)
   runs before anything imports mmagic; this script itself never imports mmagic.
-* ``--resume`` takes an optional checkpoint path; without one it resumes from the latest
-  checkpoint in the work dir.
+* ``--resume`` takes an optional checkpoint path; without one it resumes from the checkpoint
+  ``last_checkpoint`` names or, if that one is missing or damaged, the newest readable
+  ``iter_<N>.pth`` of the work dir (and says so). ``--load-from`` initialises the weights only.
+* The checkpoint to resume or load from is read (weights only) and checked against the model
+  before training starts: a missing, damaged or unfitting file is reported by name.
 * Multi-process runs without CUDA use gloo (see ``hidiff_mm.compat.setup_cpu_distributed``).
+* Faults (see docs/reliability.md and ``hidiff_mm.engine.fault_tolerance``): checkpoints are
+  written atomically and outdated ones deleted only after a successful save
+  (``AtomicCheckpointHook``); SIGTERM / SIGINT save the finished iteration and stop
+  (``SignalCheckpointHook``, exit status 128 + signal); a failed save, an unreadable image, a
+  dead DataLoader worker or peer process or a non-finite loss end the run with one line that
+  names the cause and the checkpoint to ``--resume`` from (exit status 1). User errors (bad
+  config, files, options) are one line with exit status 2; ``--debug`` shows tracebacks.
 """
 import argparse
 import logging
 import os
 import os.path as osp
+import re
+import signal
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
 from hidiff_mm import compat
+from hidiff_mm.engine import SignalCheckpointHook, fault_tolerant_hooks, find_resume_checkpoint
+from hidiff_mm.utils import cli
+from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
+from hidiff_mm.utils.io import load_weights_file
+
+# RuntimeErrors that are faults of the run, not bugs: a DataLoader worker that died, another
+# process of a multi-process run that died or stopped answering.
+RUNTIME_FAULTS = ('DataLoader worker', 'NCCL', 'Timed out')
+PEER_LOST = re.compile(r'Connection (closed|reset) by peer|Broken pipe')
 
 
 def parse_args(argv=None):
@@ -33,8 +56,10 @@ def parse_args(argv=None):
         nargs='?',
         type=str,
         const='auto',
-        help='resume from the given checkpoint; without a path, from the latest checkpoint '
-        'in the work dir')
+        help='resume from the given checkpoint; without a path, from the latest readable '
+        'checkpoint in the work dir')
+    parser.add_argument(
+        '--load-from', help='initialise the weights from this checkpoint (no resume)')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic-mixed-precision training')
     parser.add_argument(
@@ -52,6 +77,8 @@ def parse_args(argv=None):
     # sets the LOCAL_RANK environment variable instead.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.resume is not None and args.load_from is not None:
+        parser.error('--resume and --load-from exclude each other')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -70,9 +97,9 @@ def enable_amp(cfg):
             print_log('AMP training is already enabled in your config.', logger='current',
                       level=logging.WARNING)
             continue
-        assert wrapper.get('type', 'OptimWrapper') == 'OptimWrapper', (
-            '`--amp` is only supported when the optimizer wrapper type is OptimWrapper, but got '
-            f'{wrapper.get("type")}.')
+        if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
+            raise ValueError('`--amp` is only supported when the optimizer wrapper type is '
+                             f'OptimWrapper, but got {wrapper.get("type")}.')
         wrapper.type = 'AmpOptimWrapper'
         wrapper.loss_scale = 'dynamic'
 
@@ -95,27 +122,117 @@ def build_cfg(args):
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    elif args.load_from is not None:
+        cfg.resume = False
+        cfg.load_from = args.load_from
     return cfg
+
+
+def checkpoint_to_load(cfg):
+    """``(path, checkpoint)`` the run starts from, read now (weights only), or ``(None, None)``.
+
+    Reading it before the runner is built reports a missing or damaged file by name. ``--resume``
+    without a path takes the file ``last_checkpoint`` names, or else the newest readable
+    ``iter_<N>.pth`` of the work dir, and says which files it passed over.
+    """
+    if cfg.get('resume') and cfg.get('load_from') is None:
+        path, checkpoint, skipped = find_resume_checkpoint(cfg.work_dir)
+        for note in skipped:
+            print_log(f'--resume: passed over {note}', logger='current', level=logging.WARNING)
+        if path is None:
+            print_log(f'--resume: no checkpoint in {cfg.work_dir}; starting at iteration 0',
+                      logger='current', level=logging.WARNING)
+            cfg.resume = False
+        else:
+            print_log(f'--resume: continuing from {path}', logger='current',
+                      level=logging.WARNING if skipped else logging.INFO)
+            cfg.load_from = path
+        return path, checkpoint
+    if cfg.get('load_from'):
+        return cfg.load_from, load_weights_file(cfg.load_from)
+    return None, None
+
+
+def last_checkpoint(work_dir):
+    """The checkpoint ``<work_dir>/last_checkpoint`` names, or None."""
+    try:
+        with open(osp.join(work_dir, 'last_checkpoint'), encoding='utf-8') as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def dead_data_worker():
+    """PyTorch's report of a DataLoader worker that died (e.g. ``DataLoader worker (pid 123) is
+    killed by signal: Killed.``), or None. The main process may first see the death as a
+    broken connection to that worker, so it is asked explicitly."""
+    from torch.utils.data._utils import signal_handling
+    try:
+        signal_handling._error_if_any_worker_fails()
+    except RuntimeError as err:
+        return str(err).strip()
+    return None
+
+
+def training_fault(err, runner):
+    """A ``ToolError`` naming what stopped training and what to resume from, or None for an
+    exception that is a bug (it keeps its traceback)."""
+    # PyTorch's SIGCHLD handler raises whenever a worker exits from now on: not any more.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    dead_worker = dead_data_worker()
+    text = dead_worker or cli.error_message(err)
+    peer_lost = isinstance(err, RuntimeError) and PEER_LOST.search(text)
+    if peer_lost:  # gloo's message is a paragraph naming a socket
+        text = f'another process of the run has stopped ({peer_lost.group(0)})'
+    fault = dead_worker or peer_lost or isinstance(err, cli.USER_ERRORS + (FloatingPointError, )) \
+        or (isinstance(err, RuntimeError) and any(s in text for s in RUNTIME_FAULTS))
+    if not fault:
+        return None
+    ckpt = last_checkpoint(runner.work_dir)
+    then = (f'nothing is lost: fix the cause and run the same command with --resume to '
+            f'continue from {ckpt}' if ckpt else 'no checkpoint had been written yet')
+    return cli.ToolError(f'training stopped in iteration {runner.iter + 1}: {text} ({then})')
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    fault_tolerant_hooks(cfg)
+    ckpt_path, checkpoint = checkpoint_to_load(cfg)
     compat.setup_cpu_distributed(cfg, args.launcher)
 
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
+    if checkpoint is not None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        check_fits(model, state_dict_of(checkpoint, ckpt_path), ckpt_path,
+                   allow_missing=not cfg.resume)
+        del checkpoint
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
 
-    runner.train()
+    try:
+        runner.train()
+    except Exception as err:
+        fault = training_fault(err, runner)
+        if fault is None:
+            raise
+        raise fault from err
 
     print_log(f'Log saved under {runner._log_dir}', logger='current')
     print_log(f'Checkpoint saved under {cfg.work_dir}', logger='current')
     compat.teardown_distributed()
+    stop = next(h for h in runner.hooks if isinstance(h, SignalCheckpointHook))
+    if stop.stopped_by:
+        name = signal.Signals(stop.stopped_by).name
+        print(f'{osp.basename(sys.argv[0])}: stopped by {name} after iteration {stop.stop_iter};'
+              f' checkpoint {stop.checkpoint}. Run the same command with --resume to continue.',
+              file=sys.stderr, flush=True)
+        return 128 + stop.stopped_by
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

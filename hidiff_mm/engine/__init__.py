@@ -1,4 +1,9 @@
 from .atomic_backend import AtomicLocalBackend
-from .hooks import ExactResumeHook, ProgressivePatchHook, StageSwitchHook
+from .fault_tolerance import fault_tolerant_hooks, find_resume_checkpoint
+from .hooks import (AtomicCheckpointHook, ExactResumeHook, ProgressivePatchHook,
+                    SignalCheckpointHook, StageSwitchHook)
 
-__all__ = ['AtomicLocalBackend', 'ExactResumeHook', 'ProgressivePatchHook', 'StageSwitchHook']
+__all__ = [
+    'AtomicLocalBackend', 'AtomicCheckpointHook', 'ExactResumeHook', 'ProgressivePatchHook',
+    'SignalCheckpointHook', 'StageSwitchHook', 'fault_tolerant_hooks', 'find_resume_checkpoint'
+]
