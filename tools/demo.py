@@ -69,7 +69,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.tile is not None:
         check_tile(args.tile, args.overlap, model.pad_multiple)
     model.prior_head.scheduler.inference_timesteps(args.steps)
-    os.makedirs(args.out, exist_ok=True)
     seed = None if args.seed < 0 else args.seed
     failed = []
     progress = tqdm(list(zip(files, outputs)), unit='img', disable=len(files) == 1)
@@ -85,6 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         result = deblur(model, img, seed=seed, tile=args.tile, overlap=args.overlap,
                         steps=args.steps, self_ensemble=args.self_ensemble)
+        os.makedirs(args.out, exist_ok=True)  # only once there is something to write
         if not cv2.imwrite(out, result):
             raise OSError(f'cannot write {out}')
     done = len(files) - len(failed)
