@@ -4,15 +4,19 @@ that dies. Each run must stop with one line naming the cause, keep a good checkp
 resume to the weights of an uninterrupted run (1e-6)."""
 import os
 import os.path as osp
+import runpy
 import shutil
 import signal
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
-from engine_utils import run_tool
+from engine_utils import REPO, run_tool
 from tiny_config import write_config
+
+from hidiff_mm.utils.cli import ToolError, error_message
 
 ITERS, SWITCH = 6, 3  # stage 2 from iteration 4 on
 RUN = dict(iters=ITERS, switch=SWITCH, workers=2, val_interval=2)
@@ -137,8 +141,6 @@ def test_image_unreadable_mid_run_is_named_and_not_skipped(tiny_data, tmp_path):
     print from it names the file."""
     from mmengine.config import Config
     from mmengine.runner import Runner
-
-    from hidiff_mm.utils.cli import error_message
     data = str(tmp_path / 'data')
     shutil.copytree(tiny_data, data)
     cfg = Config.fromfile(write_config(str(tmp_path / 'load.py'), data, str(tmp_path), **RUN))
@@ -188,3 +190,28 @@ def test_killed_rank_stops_the_other_in_bounded_time_and_resume_works(tiny_data,
                        'pytorch', '--resume'], timeout=120)
     final = torch.load(osp.join(work_dir, 'iter_4.pth'), map_location='cpu', weights_only=True)
     assert final['meta']['iter'] == 4 and len(final['meta']['rng_states']) == 2
+
+
+def test_training_fault_messages(tmp_path):
+    """What train.py prints for an exception that stopped training (in-process)."""
+    fault = runpy.run_path(osp.join(REPO, 'tools', 'train.py'))['training_fault']
+    previous = signal.getsignal(signal.SIGCHLD)
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=6)
+    try:
+        nan = fault(FloatingPointError('HIDiff: non-finite loss at iteration 6 (stage 2): '
+                                       "{'loss': nan}; stopped before the update"), runner)
+        assert isinstance(nan, ToolError) and nan.exit_code == 1
+        assert str(nan) == ("training stopped in iteration 7: HIDiff: non-finite loss at "
+                            "iteration 6 (stage 2): {'loss': nan}; stopped before the update (no "
+                            'checkpoint had been written yet)')
+        (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_6.pth'))
+        peer = fault(RuntimeError('[../gloo/transport/tcp/pair.cc:561] Connection closed by peer '
+                                  '[127.0.0.1]:1234. This is typically caused by ...'), runner)
+        assert str(peer) == (f'training stopped in iteration 7: another process of the run has '
+                             f'stopped (Connection closed by peer) (nothing is lost: fix the cause '
+                             f'and run the same command with --resume to continue from '
+                             f'{tmp_path}/iter_6.pth)')
+        assert fault(RuntimeError('mat1 and mat2 shapes cannot be multiplied'), runner) is None
+        assert fault(ZeroDivisionError('a bug'), runner) is None  # bugs keep their traceback
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
