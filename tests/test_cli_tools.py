@@ -5,6 +5,7 @@ with exit status 2 and no traceback (hidiff_mm.utils.cli.run), checked with bad 
 The tools run in-process through ``cli.run`` (what their ``__main__`` block calls, checked
 below), so the imports are paid once; one case runs as a real subprocess."""
 import ast
+import logging
 import os
 import os.path as osp
 import runpy
@@ -43,11 +44,14 @@ def test_every_tool_main_runs_through_cli_run(path):
 
 
 @pytest.fixture(autouse=True)
-def fresh_logger(request):
-    """A current MMLogger writing to this test's captured streams (a Runner of an earlier test
-    left one bound to streams that are closed now)."""
+def loggers_to_this_test():
+    """MMEngine's loggers print to the stdout of the test that created them (a Runner reuses
+    the logger of its experiment name): point them at this test's captured stdout."""
     from mmengine.logging import MMLogger
-    MMLogger.get_instance(f'cli_{request.node.name}', log_level='WARNING')
+    for logger in MMLogger._instance_dict.values():
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stdout  # (setStream would flush the closed one)
 
 
 def run_tool(name, args, monkeypatch, capsys):
@@ -94,6 +98,10 @@ def test_train(files, tmp_path, monkeypatch, capsys):
     line = one_error_line(*run_tool('train.py', [tmp_path / 'nope.py'], monkeypatch, capsys),
                           'train.py')
     assert line.endswith(f"No such file or directory: '{tmp_path}/nope.py'")
+    code, err = run_tool('train.py', [DEMO_CONFIG, '--resume', '--load-from', files['good']],
+                         monkeypatch, capsys)  # argparse's own usage error, also status 2
+    assert code == 2 and err.splitlines()[-1].endswith('--resume and --load-from exclude each '
+                                                       'other')
     line = one_error_line(*run_tool('train.py', [DEMO_CONFIG, '--resume', files['half']] + work,
                                     monkeypatch, capsys), 'train.py')
     assert f"cannot read checkpoint {files['half']}" in line and 'truncated' in line

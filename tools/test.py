@@ -14,7 +14,6 @@ import mmengine
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -110,8 +109,7 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg)
     # MMEngine loads whatever matches and only warns: refuse a checkpoint of another model.
     # The stage-1 encoder is not used for prediction (converted official test files lack it).
-    check_fits(runner.model.module if is_model_wrapper(runner.model) else runner.model, state,
-               args.checkpoint, optional=['prior_head.encoder_s1.'])
+    check_fits(runner.model, state, args.checkpoint, optional=['prior_head.encoder_s1.'])
     del state
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')

@@ -29,7 +29,6 @@ import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -206,8 +205,7 @@ def main(argv=None):
     else:
         runner = Runner.from_cfg(cfg)
     if checkpoint is not None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        check_fits(model, state_dict_of(checkpoint, ckpt_path), ckpt_path,
+        check_fits(runner.model, state_dict_of(checkpoint, ckpt_path), ckpt_path,
                    allow_missing=not cfg.resume)
         del checkpoint
     print_log(f'Working directory: {cfg.work_dir}', logger='current')

@@ -2,6 +2,7 @@
 from typing import Any, Dict, Sequence
 
 import torch
+from mmengine.runner.checkpoint import get_state_dict
 
 from .io import CheckpointError
 
@@ -18,13 +19,14 @@ def state_dict_of(checkpoint: Any, path: str) -> Dict[str, torch.Tensor]:
 
 def check_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str,
                allow_missing: bool = False, optional: Sequence[str] = ()) -> None:
-    """Raise ``CheckpointError`` unless the weights ``state`` (read from ``path``) fit ``model``.
+    """Raise ``CheckpointError`` unless the weights ``state`` (read from ``path``) fit ``model``
+    (which may be wrapped, e.g. in DDP or in MMSeparateDistributedDataParallel).
 
     A weight of another shape never fits, and at least one weight must be shared. A weight of the
     model missing from ``state`` is an error unless ``allow_missing`` (a partial initialisation)
     or its name starts with one of ``optional``. Weights the model does not have are ignored.
     """
-    expected = model.state_dict()
+    expected = get_state_dict(model)  # without the `module.` of (nested) model wrappers
     shared = state.keys() & expected.keys()
     shapes = [f'{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}'
               for k in sorted(shared) if state[k].shape != expected[k].shape]

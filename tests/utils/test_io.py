@@ -71,3 +71,16 @@ def test_state_dict_of_and_check_fits():
         check_fits(model, other, 's.pth', allow_missing=True)
     with pytest.raises(CheckpointError, match='none of its 1 weights belongs to the model'):
         check_fits(model, {'foo': torch.zeros(1)}, 'n.pth', allow_missing=True)
+
+
+def test_check_fits_sees_through_model_wrappers():
+    """As MMSeparateDistributedDataParallel wraps a GAN's parts: wrappers inside a wrapper."""
+    model = nn.Module()
+    model.generator = nn.Conv2d(3, 4, 3)
+    model.discriminator = nn.Conv2d(4, 1, 3)
+    state = model.state_dict()
+    wrapped = nn.Module()
+    wrapped.generator = nn.DataParallel(model.generator)
+    wrapped.discriminator = nn.DataParallel(model.discriminator)
+    assert 'generator.module.weight' in wrapped.state_dict()
+    check_fits(nn.DataParallel(wrapped), state, 'gan.pth')
