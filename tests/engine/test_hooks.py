@@ -125,3 +125,22 @@ def test_find_resume_checkpoint_falls_back_to_the_newest_readable(tmp_path):
     (tmp_path / 'iter_2.pth').write_bytes(b'')
     with pytest.raises(CheckpointError, match='no readable checkpoint in .* to resume from: '):
         find_resume_checkpoint(str(tmp_path))
+
+
+def test_signal_hook_flags_the_first_signal_and_lets_the_second_through():
+    import logging
+    import signal
+    from types import SimpleNamespace
+
+    from hidiff_mm.engine import SignalCheckpointHook
+    hook = SignalCheckpointHook(signals=['SIGINT'])
+    previous = signal.getsignal(signal.SIGINT)
+    hook.before_run(SimpleNamespace(logger=logging.getLogger('test_signal_hook')))
+    try:
+        signal.raise_signal(signal.SIGINT)  # flagged: training goes on to the iteration's end
+        assert hook.received == signal.SIGINT
+        assert signal.getsignal(signal.SIGINT) is previous
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
