@@ -23,7 +23,6 @@ import argparse
 import logging
 import os
 import os.path as osp
-import re
 import signal
 import sys
 
@@ -35,15 +34,10 @@ from mmengine.runner import Runner
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
 from hidiff_mm import compat
-from hidiff_mm.engine import SignalCheckpointHook, fault_tolerant_hooks, find_resume_checkpoint
+from hidiff_mm.engine import SignalCheckpointHook, fault_tolerant_hooks
+from hidiff_mm.engine.fault_tolerance import checkpoint_to_load, training_fault
 from hidiff_mm.utils import cli
 from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
-from hidiff_mm.utils.io import load_weights_file
-
-# RuntimeErrors that are faults of the run, not bugs: a DataLoader worker that died, another
-# process of a multi-process run that died or stopped answering.
-RUNTIME_FAULTS = ('DataLoader worker', 'NCCL', 'Timed out')
-PEER_LOST = re.compile(r'Connection (closed|reset) by peer|Broken pipe')
 
 
 def parse_args(argv=None):
@@ -125,72 +119,6 @@ def build_cfg(args):
         cfg.resume = False
         cfg.load_from = args.load_from
     return cfg
-
-
-def checkpoint_to_load(cfg):
-    """``(path, checkpoint)`` the run starts from, read now (weights only), or ``(None, None)``.
-
-    Reading it before the runner is built reports a missing or damaged file by name. ``--resume``
-    without a path takes the file ``last_checkpoint`` names, or else the newest readable
-    ``iter_<N>.pth`` of the work dir, and says which files it passed over.
-    """
-    if cfg.get('resume') and cfg.get('load_from') is None:
-        path, checkpoint, skipped = find_resume_checkpoint(cfg.work_dir)
-        for note in skipped:
-            print_log(f'--resume: passed over {note}', logger='current', level=logging.WARNING)
-        if path is None:
-            print_log(f'--resume: no checkpoint in {cfg.work_dir}; starting at iteration 0',
-                      logger='current', level=logging.WARNING)
-            cfg.resume = False
-        else:
-            print_log(f'--resume: continuing from {path}', logger='current',
-                      level=logging.WARNING if skipped else logging.INFO)
-            cfg.load_from = path
-        return path, checkpoint
-    if cfg.get('load_from'):
-        return cfg.load_from, load_weights_file(cfg.load_from)
-    return None, None
-
-
-def last_checkpoint(work_dir):
-    """The checkpoint ``<work_dir>/last_checkpoint`` names, or None."""
-    try:
-        with open(osp.join(work_dir, 'last_checkpoint'), encoding='utf-8') as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
-
-
-def dead_data_worker():
-    """PyTorch's report of a DataLoader worker that died (e.g. ``DataLoader worker (pid 123) is
-    killed by signal: Killed.``), or None. The main process may first see the death as a
-    broken connection to that worker, so it is asked explicitly."""
-    from torch.utils.data._utils import signal_handling
-    try:
-        signal_handling._error_if_any_worker_fails()
-    except RuntimeError as err:
-        return str(err).strip()
-    return None
-
-
-def training_fault(err, runner):
-    """A ``ToolError`` naming what stopped training and what to resume from, or None for an
-    exception that is a bug (it keeps its traceback)."""
-    # PyTorch's SIGCHLD handler raises whenever a worker exits from now on: not any more.
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    dead_worker = dead_data_worker()
-    text = dead_worker or cli.error_message(err)
-    peer_lost = isinstance(err, RuntimeError) and PEER_LOST.search(text)
-    if peer_lost:  # gloo's message is a paragraph naming a socket
-        text = f'another process of the run has stopped ({peer_lost.group(0)})'
-    fault = dead_worker or peer_lost or isinstance(err, cli.USER_ERRORS + (FloatingPointError, )) \
-        or (isinstance(err, RuntimeError) and any(s in text for s in RUNTIME_FAULTS))
-    if not fault:
-        return None
-    ckpt = last_checkpoint(runner.work_dir)
-    then = (f'nothing is lost: fix the cause and run the same command with --resume to '
-            f'continue from {ckpt}' if ckpt else 'no checkpoint had been written yet')
-    return cli.ToolError(f'training stopped in iteration {runner.iter + 1}: {text} ({then})')
 
 
 def main(argv=None):
