@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..utils.checkpoint_globals import mmengine_checkpoint_globals
 from .tiling import check_tile, tiled_apply
 
 ImageLike = Union[str, Path, np.ndarray]
@@ -78,7 +79,8 @@ def load_weights(model: torch.nn.Module, checkpoint: Union[str, Path]) -> None:
         raise FileNotFoundError(
             f'checkpoint not found: {checkpoint} (official HI-Diff files must first be '
             'converted with tools/convert_official_checkpoint.py; see configs/hidiff/README.md)')
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    with mmengine_checkpoint_globals():
+        state = torch.load(checkpoint, map_location='cpu', weights_only=True)
     if isinstance(state, dict) and 'state_dict' in state:
         state = state['state_dict']
     if not isinstance(state, dict):
