@@ -9,8 +9,10 @@
 3. Register MMagic's modules and make ``mmagic`` the default scope, as MMagic's own tests do.
 4. Test code reads the checkpoints that runs wrote with plain ``torch.load(weights_only=True)``:
    each test runs inside ``mmengine_checkpoint_globals()``. hidiff_mm's own loaders bring their
-   own scope; ``tests/test_compat.py`` checks them (and ``import hidiff_mm``) with the
-   allow-list removed, and the tools run in subprocesses, where this file does not apply.
+   own scope: the tests that show it remove the allow-list (fixture ``no_safe_globals``:
+   ``tests/test_compat.py``, ``tests/apis/test_checkpoint_loading.py``), the tools run in
+   subprocesses, where this file does not apply, and ``tests/test_package_import.py`` checks
+   ``import hidiff_mm`` in a fresh process.
 """
 import importlib.util
 import sys
