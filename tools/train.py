@@ -7,7 +7,9 @@ Differences from MMagic's script:
   runs before anything imports mmagic; this script itself never imports mmagic.
 * ``--resume`` takes an optional checkpoint path; without one it resumes from the latest
   checkpoint in the work dir.
-* Multi-process runs without CUDA use gloo (see ``hidiff_mm.compat.setup_cpu_distributed``).
+* The runner is built by ``hidiff_mm.engine.build_runner``: it loads MMEngine checkpoints
+  (``--resume``, ``load_from``) under ``torch.load(weights_only=True)``.
+* Multi-process runs without CUDA use gloo (see ``hidiff_mm.engine.launcher``).
 """
 import argparse
 import logging
@@ -16,12 +18,11 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
-from hidiff_mm import compat
+from hidiff_mm.engine import build_runner
+from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args(argv=None):
@@ -101,12 +102,9 @@ def build_cfg(args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
-    compat.setup_cpu_distributed(cfg, args.launcher)
+    setup_cpu_distributed(cfg, args.launcher)
 
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
 
@@ -114,7 +112,7 @@ def main(argv=None):
 
     print_log(f'Log saved under {runner._log_dir}', logger='current')
     print_log(f'Checkpoint saved under {cfg.work_dir}', logger='current')
-    compat.teardown_distributed()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

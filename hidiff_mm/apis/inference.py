@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..utils.checkpoint_globals import mmengine_checkpoint_globals
+
 ImageInput = Union[str, Path, np.ndarray]
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
@@ -69,7 +71,8 @@ def load_weights(model: torch.nn.Module, checkpoint: Union[str, Path]) -> None:
         raise FileNotFoundError(
             f'checkpoint not found: {checkpoint} (official HI-Diff files must first be '
             'converted with tools/convert_official_checkpoint.py; see configs/hidiff/README.md)')
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    with mmengine_checkpoint_globals():
+        state = torch.load(checkpoint, map_location='cpu', weights_only=True)
     if isinstance(state, dict) and 'state_dict' in state:
         state = state['state_dict']
     if not isinstance(state, dict):

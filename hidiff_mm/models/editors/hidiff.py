@@ -8,6 +8,7 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
+from ...utils.checkpoint_globals import mmengine_checkpoint_globals
 from .prediction import BlindPrediction
 
 
@@ -89,7 +90,8 @@ class HIDiff(BlindPrediction, BaseEditModel):
         """
         if not osp.isfile(path):
             raise FileNotFoundError(f'model.init_from_stage1: no stage-1 checkpoint at {path!r}')
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        with mmengine_checkpoint_globals():
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
         state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise KeyError(f'model.init_from_stage1: {path!r} is not an MMEngine checkpoint '
