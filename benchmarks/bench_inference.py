@@ -10,9 +10,10 @@ Models (``--models``; default ``fast exact`` plus ``official`` when ``--official
 
 * ``fast``: this repository's HI-Diff GoPro model, whole blind prediction
   (``HIDiff.forward_tensor``: reflect pad to 8, stage-2 encoder, 8-step sampler, Transformer),
-  on the fast path (the default; ``--strip-pixels`` sets its row-strip size).
-* ``exact``: the same model switched to the exact reference path
-  (``hidiff_mm.models.layers.set_fast_path(model, False)``), written like the official code.
+  converted to its fast form (``hidiff_mm.models.layers.convert_to_fast``, the CPU default;
+  ``--strip-pixels`` sets its row-strip size).
+* ``exact``: the same model converted to the exact reference form
+  (``hidiff_mm.models.layers.convert_to_exact``), written like the official code.
 * ``official`` (needs ``--official PATH``, a local checkout of github.com/zhengchen1999/HI-Diff
   read at run time, never copied): the official ``Transformer``, ``latent_encoder_gelu`` and
   ``denoising`` networks with the options of ``options/test/GoPro.yml``, run the way
@@ -91,10 +92,14 @@ def build_ours(weights: str, fast: bool,
     import torch
     from mmagic.registry import MODELS
 
-    from hidiff_mm.models.layers import set_fast_path
+    from hidiff_mm.models.layers import convert_to_exact, convert_to_fast
+    from hidiff_mm.models.layers.fast_path import DEFAULT_STRIP_PIXELS
     model = MODELS.build(HIDIFF_CFG).eval()
     model.load_state_dict(torch.load(weights, weights_only=True), strict=True)
-    set_fast_path(model, fast, strip_pixels if fast else None)
+    if fast:
+        convert_to_fast(model, strip_pixels or DEFAULT_STRIP_PIXELS)
+    else:
+        convert_to_exact(model)
     head = model.prior_head
     params = sum(p.numel() for m in (model.generator, head.encoder_s2, head.denoiser)
                  for p in m.parameters())

@@ -64,7 +64,7 @@ from torch import nn
 
 from hidiff_mm.models.backbones.hidiff_blocks import GDFN, MDTA, HIDiffTransformerBlock
 from hidiff_mm.models.backbones.hidiff_transformer import HIDiffTransformer
-from hidiff_mm.models.layers import HIM, HIDiffLayerNorm, set_fast_path
+from hidiff_mm.models.layers import HIM, HIDiffLayerNorm, convert_to_exact, convert_to_fast
 from hidiff_mm.models.layers.fast_path import channels_last, from_nhwc, nhwc
 
 DIM = 48
@@ -154,8 +154,8 @@ def him_sdpa(him, x, prior):
     heads, d = him.num_heads, c // him.num_heads
     n = prior.shape[1]
     tokens = nhwc(channels_last(x)).reshape(b, h * w, c)
-    q = him.q(him.norm1.body.forward_fast(tokens)).view(b, h * w, heads, d).transpose(1, 2)
-    k, v = him.kv(him.norm2.body.forward_fast(prior)).chunk(2, dim=-1)
+    q = him.q(him.norm1.body.fused(tokens)).view(b, h * w, heads, d).transpose(1, 2)
+    k, v = him.kv(him.norm2.body.fused(prior)).chunk(2, dim=-1)
     k = k.reshape(b, n, heads, d).transpose(1, 2)
     v = v.reshape(b, n, heads, d).transpose(1, 2)
     out = F.scaled_dot_product_attention(q, k, v, scale=him.scale)
@@ -164,10 +164,11 @@ def him_sdpa(him, x, prior):
 
 
 def switched(fn: Callable, *settings: Tuple[nn.Module, bool]) -> Callable:
-    """``fn`` run after ``set_fast_path(module, fast)`` for each ``(module, fast)`` in turn."""
+    """``fn`` run after ``convert_to_fast(module)`` (fast True) or ``convert_to_exact(module)``
+    (False) for each ``(module, fast)`` in turn."""
     def run():
         for module, fast in settings:
-            set_fast_path(module, fast)
+            (convert_to_fast if fast else convert_to_exact)(module)
         return fn()
     return run
 
@@ -245,7 +246,7 @@ def model_cases(rows: List[Dict], args: argparse.Namespace) -> None:
                 'fast': switched(lambda: model(img, prior), (model, True))}
     warm, first, error = {}, None, None
     if not args.no_compile:
-        set_fast_path(model, True)
+        convert_to_fast(model)
         label, compiled, first = compile_first_call(model, img, prior, args)
         if compiled is None:
             first, error = None, first

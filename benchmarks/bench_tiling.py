@@ -107,7 +107,7 @@ class _CappedForward:
 def run_case(case: Dict) -> Dict:
     import torch
 
-    from hidiff_mm.apis import deblur, image_to_tensor, pad_to_multiple, sample_prior, tile_grid
+    from hidiff_mm.apis import deblur, image_to_tensor, tile_grid
     model = _setup(case['threads'])
     size = tuple(case['size'])
     img = _image(size)
@@ -116,8 +116,8 @@ def run_case(case: Dict) -> Dict:
     t0 = time.perf_counter()
     if case['kind'] == 'prior':
         with torch.no_grad():
-            padded = pad_to_multiple(image_to_tensor(model, img), 8)
-            sample_prior(model, padded, torch.Generator().manual_seed(0))
+            padded = model.pad(image_to_tensor(model, img))
+            model.blind_prior(padded, torch.Generator().manual_seed(0))
     elif case['kind'] == 'untiled':
         deblur(model, img, seed=0)
     else:
@@ -136,14 +136,16 @@ def run_case(case: Dict) -> Dict:
 def run_diff(case: Dict) -> Dict:
     import torch
 
-    from hidiff_mm.apis import image_to_tensor, predict_tensor
+    from hidiff_mm.apis import image_to_tensor
     model = _setup(case['threads'])
     x = image_to_tensor(model, _image(tuple(case['size']), seed=1))
-    full = predict_tensor(model, x, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = model.forward_tensor(x, generator=torch.Generator().manual_seed(0))
     rows = []
     for tile, overlap in case['tiles']:
-        tiled = predict_tensor(model, x, torch.Generator().manual_seed(0), tile=tile,
-                               overlap=overlap)
+        with torch.no_grad():
+            tiled = model.forward_tensor(x, generator=torch.Generator().manual_seed(0),
+                                         tile=tile, tile_overlap=overlap)
         d = (tiled - full).abs() * 255
         rows.append(dict(tile=tile, overlap=overlap, mean=d.mean().item(), max=d.max().item(),
                          p99=d.flatten().kthvalue(int(0.99 * d.numel())).values.item()))

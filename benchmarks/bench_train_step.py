@@ -12,10 +12,10 @@ weight decay 1e-4, betas 0.9/0.999), on ``--batch`` random ``3 x --patch x --pat
 Models (``--models``; default ``fast exact`` plus ``official`` when ``--official`` is given):
 
 * ``fast`` / ``exact``: this repository's ``HIDiff`` editor built from ``--config`` (the GoPro
-  model), on the fast path or switched to the exact reference path with
-  ``hidiff_mm.models.layers.set_fast_path``; ``set_stage(stage)``, an ``OptimWrapper`` built
-  from the config's ``optim_wrapper``, and ``model.train_step(data, optim_wrapper)`` (data
-  preprocessor: uint8 / 255).
+  model), converted to its fast form or to the exact reference form
+  (``hidiff_mm.models.layers.convert_to_fast`` / ``convert_to_exact``); ``set_stage(stage)``,
+  an ``OptimWrapper`` built from the config's ``optim_wrapper``, and
+  ``model.train_step(data, optim_wrapper)`` (data preprocessor: uint8 / 255).
 * ``official`` (needs ``--official PATH``, a local checkout of github.com/zhengchen1999/HI-Diff
   read at run time, never copied): the official GoPro networks ``net_g``, ``net_le`` (and for
   stage 2 ``net_le_dm``, ``net_d``) trained the way ``HI_Diff_S1.optimize_parameters`` and
@@ -97,11 +97,11 @@ def build_ours(args, stage: int, fast: bool) -> Tuple[Step, Any, int]:
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
-    from hidiff_mm.models.layers import set_fast_path
+    from hidiff_mm.models.layers import convert_to_exact, convert_to_fast
     cfg = Config.fromfile(args.config)
     model = MODELS.build(cfg.model)
     model.load_state_dict(torch.load(args.weights, weights_only=True), strict=True)
-    set_fast_path(model.train(), fast)
+    (convert_to_fast if fast else convert_to_exact)(model.train())
     model.set_stage(stage)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     blur, sharp = make_pairs(args.batch, args.patch)

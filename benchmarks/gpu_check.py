@@ -12,7 +12,9 @@ Parts (each case is guarded: a failure prints its traceback and the run goes on)
   prior) and the whole blind prediction (``model.forward_tensor``: prior sampled from a seeded
   ``z_T``, reflect padding, Transformer) of the GoPro model (random weights, seed 0) at
   ``--sizes`` (default 256x256 and 1280x720, given as WxH), fp32 vs bf16 autocast, fast vs
-  exact path (``hidiff_mm.models.layers.set_fast_path``), under ``torch.no_grad``. Median of
+  exact form (``hidiff_mm.models.layers.convert_to_fast`` / ``convert_to_exact``: the fast
+  form really runs on the GPU, although by default a model moved to CUDA takes the exact one),
+  under ``torch.no_grad``. Median of
   ``--repeats`` runs after one warm-up (``torch.cuda.synchronize`` around each), peak GPU memory
   (``torch.cuda.max_memory_allocated``, weights included) and the max abs difference of the
   output from the fp32 exact-path output.
@@ -274,6 +276,17 @@ def build_model(tiny: bool, device):
     return model.eval()
 
 
+def set_form(model, fast: bool) -> None:
+    """Convert ``model`` to its fast or its exact form, on whatever device it is."""
+    from hidiff_mm.models.layers import convert_to_exact, convert_to_fast
+    (convert_to_fast if fast else convert_to_exact)(model)
+
+
+def restore_form(model) -> None:
+    """Back to the default setting: the fast form on the CPU, the exact one elsewhere."""
+    model.generator.configure_fast_path('cpu', model.generator.strip_pixels)
+
+
 # ------------------------------------------------------------------------------ (a) and (d)
 EAGER_VARIANTS = [('fp32', False), ('fp32', True), ('bf16', False), ('bf16', True)]
 COMPILE_VARIANTS = [('fp32', True), ('bf16', True), ('fp32', False), ('bf16', False)]
@@ -285,7 +298,6 @@ def inference_cases(model, device, args, clock: Clock, results: List[Dict], comp
     then the variants, then Transformer alone before the whole model."""
     import torch
 
-    from hidiff_mm.models.layers import set_fast_path
     part = 'd' if compiled else 'a'
     inputs, refs = {}, {}
 
@@ -313,7 +325,7 @@ def inference_cases(model, device, args, clock: Clock, results: List[Dict], comp
     def reference(which, size):
         """The fp32 exact-path eager output (part (a) records it as its first case)."""
         if (which, size) not in refs:
-            set_fast_path(model, False)
+            set_form(model, False)
             refs[(which, size)] = caller(model.generator, which, size, 'fp32')().float()
         return refs[(which, size)]
 
@@ -332,7 +344,7 @@ def inference_cases(model, device, args, clock: Clock, results: List[Dict], comp
 
         def case(which=which, size=size, dtype=dtype, fast=fast):
             ref = reference(which, size) if compiled or dtype != 'fp32' or fast else None
-            set_fast_path(model, fast)
+            set_form(model, fast)
             original, extra = model.generator, {}
             if compiled:
                 torch._dynamo.reset()
@@ -359,7 +371,7 @@ def inference_cases(model, device, args, clock: Clock, results: List[Dict], comp
             return result
 
         guarded(results, row, case)
-    set_fast_path(model, True)
+    restore_form(model)
 
 
 # ------------------------------------------------------------------------------ (b)
@@ -388,7 +400,6 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
     from mmagic.structures import DataSample
     from mmengine.optim import build_optim_wrapper
 
-    from hidiff_mm.models.layers import set_fast_path
     wrappers = dict(fp32=optim_cfg(FP32_CONFIG), bf16=optim_cfg(BF16_CONFIG),
                     fp16=optim_cfg(FP16_CONFIG))
     init = copy.deepcopy(model.state_dict())
@@ -421,7 +432,7 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
                     model.load_state_dict(init)
                     model.set_stage(stage)
                     model.train()
-                    set_fast_path(model, fast)
+                    set_form(model, fast)
                     with amp_on_cpu(device):
                         wrapper = build_optim_wrapper(model, copy.deepcopy(wrappers[dtype]))
                     losses = []
@@ -456,7 +467,7 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
                 guarded(results, row, case)
     model.load_state_dict(init)
     model.set_stage(1)
-    set_fast_path(model, True)
+    restore_form(model)
 
 
 # ------------------------------------------------------------------------------ (c)

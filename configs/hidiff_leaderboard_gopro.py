@@ -1,7 +1,8 @@
 # Test-only config: the GoPro-trained HI-Diff on the four test sets of the paper's Table 2
-# (GoPro, HIDE, RealBlur-J, RealBlur-R) in one MultiTestLoop run, with the paper's protocols:
-#   GoPro / HIDE: RGB PSNR and MATLAB's 3-D SSIM (MATLABSSIM, = evaluate_gopro_hide.m), plus
-#                 MMagic's per-channel SSIM for reference;
+# (GoPro, HIDE, RealBlur-J, RealBlur-R) in one MultiTestLoop run, with the paper's protocols
+# (the evaluators of _base_/datasets/deblur_test.py):
+#   GoPro / HIDE: MATLAB psnr and 3-D ssim on the 8-bit RGB outputs (MATLABPSNR, MATLABSSIM,
+#                 = evaluate_gopro_hide.m), plus MMagic's float PSNR / per-channel SSIM;
 #   RealBlur-J/R: ECC-aligned PSNR / SSIM (RealBlurAligned, = evaluate_realblur.py).
 # With --out the results table (paper numbers from configs/hidiff/metafile.yml beside ours) is
 # written too:
@@ -24,23 +25,9 @@ model = dict(stage=2)
 load_from = 'checkpoints/hidiff_gopro_official.pth'
 
 test_cfg = dict(type='MultiTestLoop')
-test_evaluator = [
-    [
-        dict(type='PSNR', prefix='GoPro'),
-        dict(type='SSIM', prefix='GoPro'),
-        dict(type='MATLABSSIM', prefix='GoPro'),
-    ],
-    [
-        dict(type='PSNR', prefix='HIDE'),
-        dict(type='SSIM', prefix='HIDE'),
-        dict(type='MATLABSSIM', prefix='HIDE'),
-    ],
-    [dict(type='RealBlurAligned', prefix='RealBlurJ')],
-    [dict(type='RealBlurAligned', prefix='RealBlurR')],
-]
 
 # The table written next to --out (hidiff_mm.apis.results_table); rows follow test_dataloader.
-_gopro_protocol = 'RGB PSNR; MATLAB 3-D SSIM (evaluate_gopro_hide.m)'
+_gopro_protocol = 'MATLAB psnr / 3-D ssim on 8-bit RGB (evaluate_gopro_hide.m)'
 _realblur_protocol = 'ECC-aligned PSNR / SSIM (evaluate_realblur.py)'
 results_table = dict(
     title='HI-Diff (trained on GoPro): ours vs. paper Table 2',
@@ -50,13 +37,15 @@ results_table = dict(
         source='Chen et al., NeurIPS 2023, Table 2 (GoPro-trained model)'),
     rows=[
         dict(dataset='GoPro', protocol=_gopro_protocol,
-             metrics=dict(PSNR='GoPro/PSNR', SSIM='GoPro/MATLABSSIM'),
-             extra=dict(SSIM_per_channel='GoPro/SSIM')),
+             metrics=dict(PSNR='GoPro/MATLABPSNR', SSIM='GoPro/MATLABSSIM'),
+             extra=dict(PSNR_float='GoPro/PSNR', SSIM_per_channel='GoPro/SSIM')),
         dict(dataset='HIDE', protocol=_gopro_protocol,
-             metrics=dict(PSNR='HIDE/PSNR', SSIM='HIDE/MATLABSSIM'),
-             extra=dict(SSIM_per_channel='HIDE/SSIM')),
+             metrics=dict(PSNR='HIDE/MATLABPSNR', SSIM='HIDE/MATLABSSIM'),
+             extra=dict(PSNR_float='HIDE/PSNR', SSIM_per_channel='HIDE/SSIM')),
         dict(dataset='RealBlur-J', protocol=_realblur_protocol,
-             metrics=dict(PSNR='RealBlurJ/AlignedPSNR', SSIM='RealBlurJ/AlignedSSIM')),
+             metrics=dict(PSNR='RealBlurJ/AlignedPSNR', SSIM='RealBlurJ/AlignedSSIM'),
+             extra=dict(PSNR_unaligned='RealBlurJ/PSNR', SSIM_unaligned='RealBlurJ/SSIM')),
         dict(dataset='RealBlur-R', protocol=_realblur_protocol,
-             metrics=dict(PSNR='RealBlurR/AlignedPSNR', SSIM='RealBlurR/AlignedSSIM')),
+             metrics=dict(PSNR='RealBlurR/AlignedPSNR', SSIM='RealBlurR/AlignedSSIM'),
+             extra=dict(PSNR_unaligned='RealBlurR/PSNR', SSIM_unaligned='RealBlurR/SSIM')),
     ])

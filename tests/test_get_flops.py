@@ -1,4 +1,5 @@
 """tools/analysis/get_flops.py: MAC counting by hand, parts adding up, parameter counts."""
+import copy
 import importlib.util
 import json
 from pathlib import Path
@@ -104,11 +105,28 @@ def test_parts_add_up(tool, tiny_model, shape):
     assert not parts['encoder_s1']['in_total']
 
 
+def test_counts_the_exact_model(tool, tiny_config):
+    """The counts are the exact (official) form's, also for a model in its fast form, whose
+    folded products differ."""
+    from hidiff_mm.models.layers import convert_to_exact, convert_to_fast
+    model = convert_to_fast(tool.build_model(tiny_config))
+    exact_g = convert_to_exact(copy.deepcopy(model.generator)).eval()
+    fast_g = convert_to_fast(copy.deepcopy(model.generator)).eval()
+    img, prior = torch.rand(1, 3, 32, 32), torch.randn(1, 16, 32)
+    exact_macs, fast_macs = (tool.count_macs(g, img, prior) for g in (exact_g, fast_g))
+    assert exact_macs != fast_macs
+    report = tool.hidiff_complexity(model, (3, 32, 32))
+    assert report['parts']['generator']['macs'] == exact_macs
+    assert report['measured_total_macs'] == report['parts']['total']['macs']
+
+
 def test_steps_override(tool, tiny_model):
-    report = tool.hidiff_complexity(tiny_model, (3, 32, 32), steps=5)
+    report = tool.hidiff_complexity(tiny_model, (3, 32, 32), steps=2)
     parts = report['parts']
-    assert report['measured_total_macs'] is None   # the scheduler has 3 steps, not 5
-    assert parts['denoiser_all']['macs'] == 5 * parts['denoiser_step']['macs']
+    assert parts['denoiser_all']['macs'] == 2 * parts['denoiser_step']['macs']
+    assert report['measured_total_macs'] == parts['total']['macs']  # the same 2-step prediction
+    with pytest.raises(ValueError, match='num_inference_steps'):
+        tool.hidiff_complexity(tiny_model, (3, 32, 32), steps=5)  # the scheduler has T = 3
 
 
 def test_cli(tool, tiny_config, capsys):

@@ -26,7 +26,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, init_model, list_images, read_image  # noqa: E402
-from hidiff_mm.apis.tiling import check_tile  # noqa: E402
 from hidiff_mm.utils.cli import run  # noqa: E402
 
 
@@ -40,11 +39,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=100,
                         help='seed of the prior noise z_T (default 100; -1: unseeded)')
     parser.add_argument('--tile', type=int, default=None,
-                        help='tile side (multiple of 8) for large images; default: whole image')
-    parser.add_argument('--overlap', type=int, default=32, help='tile overlap in pixels')
+                        help="tile side (multiple of 8) for large images; default: the config's "
+                        'model.test_cfg (whole image)')
+    parser.add_argument('--overlap', type=int, default=None,
+                        help='tile overlap in pixels (default: model.test_cfg, 32)')
     parser.add_argument('--steps', type=int, default=None,
-                        help='sampler steps (1..T, evenly spaced); default: all T')
-    parser.add_argument('--self-ensemble', action='store_true',
+                        help='sampler steps (1..T, evenly spaced); default: model.test_cfg (all T)')
+    parser.add_argument('--self-ensemble', action='store_true', default=None,
                         help='average the 8 flips/rotations (8x slower)')
     parser.add_argument('--device', default='cpu', help="e.g. 'cpu', 'cuda', 'cuda:1'")
     return parser.parse_args(argv)
@@ -66,9 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise ValueError(f'several inputs would be written to the same file: {clashes[:5]}')
     model = init_model(args.config, args.checkpoint, args.device)
     # fail on bad options before any image is processed
-    if args.tile is not None:
-        check_tile(args.tile, args.overlap, model.pad_multiple)
-    model.prior_head.scheduler.inference_timesteps(args.steps)
+    model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
+                             self_ensemble=args.self_ensemble)
     seed = None if args.seed < 0 else args.seed
     failed = []
     progress = tqdm(list(zip(files, outputs)), unit='img', disable=len(files) == 1)

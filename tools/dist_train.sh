@@ -2,7 +2,7 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 # Usage: bash tools/dist_train.sh CONFIG NPROC [train.py args...]
 # Env: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1), PYTHON (python).
-# Without CUDA the processes use gloo on CPU (see hidiff_mm.compat.setup_cpu_distributed).
+# Without CUDA the processes use gloo on CPU (see hidiff_mm/engine/launcher.py).
 # tools/dist_launch.py is torchrun with a one-line report of a failed process.
 set -euo pipefail
 

@@ -13,14 +13,18 @@ Example::
 import argparse
 import os
 import os.path as osp
+import sys
 from typing import List, Optional
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hidiff_mm.datasets.synthetic import make_blur_pair
-from hidiff_mm.utils.cli import run
+sys.path.append(osp.dirname(osp.abspath(__file__)))  # tools/, for light_import
+from light_import import import_alone  # noqa: E402
+
+make_blur_pair = import_alone('datasets.synthetic').make_blur_pair
+run = import_alone('utils.cli').run
 
 SPLITS = (('train', 0), ('test', 1))
 

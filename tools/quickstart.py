@@ -87,6 +87,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, REPO)
-    from hidiff_mm.utils import cli
-    cli.run(main)
+    from light_import import import_alone  # tools/ is sys.path[0] when run as a script
+    import_alone('utils.cli').run(main)

@@ -10,7 +10,9 @@ Differences from MMagic's script:
   ``iter_<N>.pth`` of the work dir (and says so). ``--load-from`` initialises the weights only.
 * The checkpoint to resume or load from is read (weights only) and checked against the model
   before training starts: a missing, damaged or unfitting file is reported by name.
-* Multi-process runs without CUDA use gloo (see ``hidiff_mm.compat.setup_cpu_distributed``).
+* The runner is built by ``hidiff_mm.engine.build_runner``: it loads MMEngine checkpoints
+  (``--resume``, ``load_from``) under ``torch.load(weights_only=True)``.
+* Multi-process runs without CUDA use gloo (see ``hidiff_mm.engine.launcher``).
 * Faults (see docs/reliability.md and ``hidiff_mm.engine.fault_tolerance``): checkpoints are
   written atomically and outdated ones deleted only after a successful save
   (``AtomicCheckpointHook``); SIGTERM / SIGINT save the finished iteration and stop
@@ -28,14 +30,12 @@ import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
-from hidiff_mm import compat
-from hidiff_mm.engine import SignalCheckpointHook, fault_tolerant_hooks
+from hidiff_mm.engine import SignalCheckpointHook, build_runner, fault_tolerant_hooks
 from hidiff_mm.engine.fault_tolerance import checkpoint_to_load, training_fault
+from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
 from hidiff_mm.utils import cli
 from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
 
@@ -126,12 +126,9 @@ def main(argv=None):
     cfg = build_cfg(args)
     fault_tolerant_hooks(cfg)
     ckpt_path, checkpoint = checkpoint_to_load(cfg)
-    compat.setup_cpu_distributed(cfg, args.launcher)
+    setup_cpu_distributed(cfg, args.launcher)
 
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     if checkpoint is not None:
         check_fits(runner.model, state_dict_of(checkpoint, ckpt_path), ckpt_path,
                    allow_missing=not cfg.resume)
@@ -149,7 +146,7 @@ def main(argv=None):
 
     print_log(f'Log saved under {runner._log_dir}', logger='current')
     print_log(f'Checkpoint saved under {cfg.work_dir}', logger='current')
-    compat.teardown_distributed()
+    teardown_distributed()
     stop = next(h for h in runner.hooks if isinstance(h, SignalCheckpointHook))
     if stop.stopped_by:
         name = signal.Signals(stop.stopped_by).name

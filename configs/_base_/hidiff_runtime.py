@@ -12,7 +12,9 @@ default_hooks = dict(
         backend_args=dict(backend='atomic_local')),
     logger=dict(interval=100))
 
-randomness = dict(seed=100, deterministic=False)
+# Every rank seeds with seed + rank, as the official code does (crops, progressive windows and
+# stage-2 noise then differ between ranks).
+randomness = dict(seed=100, diff_rank_seed=True, deterministic=False)
 
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardIfInstalled')]
 visualizer = dict(vis_backends=vis_backends, img_keys=['input', 'pred_img', 'gt_img'])

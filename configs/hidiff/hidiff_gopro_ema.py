@@ -28,12 +28,7 @@ ema_hook = dict(
 
 custom_hooks = [
     dict(type='StageSwitchHook', switch_iter=300000),
-    dict(
-        type='ProgressivePatchHook',
-        milestones=[20000, 40000, 60000, 80000, 100000, 300000],
-        patch_sizes=[128, 160, 192, 256, 320, 384],
-        batch_sizes=[16, 10, 8, 4, 2, 2],
-        start_iter=[0, 300000]),
+    {{_base_.progressive}},
     dict(type='ExactResumeHook'),
     ema_hook,
     dict(type='BasicVisualizationHook', interval=1),

@@ -1,5 +1,7 @@
 # HI-Diff stage 1 on RealBlur-J (official options/train/RealBlur_J_S1.yml): LeakyReLU latent
-# encoders with 5 blocks and GDFN expansion 2.0; same optimisation as GoPro.
+# encoders with 5 blocks and GDFN expansion 2.0; same optimisation as GoPro. Written for 8
+# processes with the official total batch 64 -> 8 (8 -> 1 pairs per process):
+# tools/dist_train.sh configs/hidiff/hidiff_s1_realblur_j.py 8.
 _base_ = [
     '../_base_/hidiff_runtime.py',
     '../_base_/models/hidiff_realblur.py',
@@ -13,11 +15,7 @@ work_dir = f'./work_dirs/{experiment_name}'
 model = dict(stage=1)
 
 custom_hooks = [
-    dict(
-        type='ProgressivePatchHook',
-        milestones=[20000, 40000, 60000, 80000, 100000, 300000],
-        patch_sizes=[128, 160, 192, 256, 320, 384],
-        batch_sizes=[16, 10, 8, 4, 2, 2]),
+    {{_base_.progressive}},
     dict(type='ExactResumeHook'),
     dict(type='BasicVisualizationHook', interval=1),
 ]

@@ -6,5 +6,6 @@ _base_ = ['./hidiff_s1_gopro.py']
 experiment_name = 'hidiff_s2_gopro'
 work_dir = f'./work_dirs/{experiment_name}'
 
-model = dict(stage=2)
-load_from = './work_dirs/hidiff_s1_gopro/iter_300000.pth'
+# As the official S2 run: the Transformer and the stage-1 encoder from stage 1, loaded strictly
+# (a missing or unexpected key fails and names the keys); stage-2 encoder and denoiser fresh.
+model = dict(stage=2, init_from_stage1='./work_dirs/hidiff_s1_gopro/iter_300000.pth')

@@ -5,6 +5,6 @@ _base_ = ['./hidiff_s2_gopro.py']
 experiment_name = 'hidiff_s2_gopro_amp'
 work_dir = f'./work_dirs/{experiment_name}'
 
-load_from = './work_dirs/hidiff_s1_gopro_amp/iter_300000.pth'
+model = dict(init_from_stage1='./work_dirs/hidiff_s1_gopro_amp/iter_300000.pth')
 
 optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16', loss_scale=dict(enabled=False))

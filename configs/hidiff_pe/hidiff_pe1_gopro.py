@@ -25,9 +25,14 @@ vgg_path = 'checkpoints/vgg19-dcbb9e9d.pth'
 lpips_backbone_path = 'checkpoints/alexnet-owt-7be5be79.pth'
 dists_backbone_path = 'checkpoints/vgg16-397923af.pth'
 
+# The HI-Diff model config is not inherited as a whole (HIDiffGAN takes no stage or prior loss):
+# its networks and preprocessor are.
 model = dict(
+    _delete_=True,
     type='HIDiffGAN',
-    stage=2,
+    generator={{_base_.model.generator}},
+    prior_head={{_base_.model.prior_head}},
+    data_preprocessor={{_base_.model.data_preprocessor}},
     finetune_prior=True,  # False: train the Transformer only, prior chain frozen
     # ESRGAN's VGG-style discriminator with a 6th stride-2 stage: 384 -> 6x6 head
     discriminator=dict(

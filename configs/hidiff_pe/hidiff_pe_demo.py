@@ -16,8 +16,11 @@ load_from = './work_dirs/hidiff_demo/iter_600.pth'
 vgg_path = 'checkpoints/vgg19-dcbb9e9d.pth'
 
 model = dict(
+    _delete_=True,  # the demo HIDiff's networks, without its stage and prior loss
     type='HIDiffGAN',
-    stage=2,
+    generator={{_base_.model.generator}},
+    prior_head={{_base_.model.prior_head}},
+    data_preprocessor={{_base_.model.data_preprocessor}},
     finetune_prior=True,
     discriminator=dict(
         type='VGGStyleDiscriminator', in_channels=3, mid_channels=16, input_size=64,

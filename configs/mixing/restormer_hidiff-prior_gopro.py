@@ -6,7 +6,8 @@
 # MMagic's restormer_official_gopro.py only evaluates (it has no training part), so the training
 # part is added here: HI-Diff's official GoPro recipe (which is Restormer's), i.e. AdamW 2e-4,
 # grad-norm clip 0.01, constant lr for 100k iterations then cosine to 1e-6 at 300k, progressive
-# patches 128 -> 384, for each stage (300k + 300k), on GoPro in MMagic's layout
+# patches 128 -> 384 with a total batch of 64 -> 8 on 8 processes (8 -> 1 pairs each), for each
+# stage (300k + 300k), on GoPro in MMagic's layout
 # (data/gopro/train/{blur,sharp}), validated on the GoPro test set. Model and test sets
 # (GoPro, HIDE, RealBlur-J/R) are the base's. To start from the official Restormer weights, set
 # `load_from`: the plain `generator.*` keys load into `generator.backbone.*`, and the
@@ -73,7 +74,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=8,
     num_workers=8,
     persistent_workers=False,
     drop_last=True,
@@ -101,6 +102,9 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=600_000, val_interval=20000)
 val_cfg = dict(type='MultiValLoop')
 
+# seed + rank on every process, as the official runs
+randomness = dict(seed=100, diff_rank_seed=True, deterministic=False)
+
 custom_hooks = [
     dict(type='BasicVisualizationHook', interval=1),
     dict(type='StageSwitchHook', switch_iter=300_000),
@@ -108,7 +112,7 @@ custom_hooks = [
         type='ProgressivePatchHook',
         milestones=[20000, 40000, 60000, 80000, 100000, 300000],
         patch_sizes=[128, 160, 192, 256, 320, 384],
-        batch_sizes=[16, 10, 8, 4, 2, 2],
-        start_iter=[0, 300_000]),
+        batch_sizes=[8, 5, 4, 2, 1, 1],
+        recipe_total_batch_sizes=[64, 40, 32, 16, 8, 8]),
     dict(type='ExactResumeHook'),
 ]

@@ -1,16 +1,10 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
-"""High-level inference: build a model from a config, deblur images (paths or BGR arrays).
-
-Prediction is the official blind procedure (``HIDiff.forward_tensor``): pad to a multiple of 8
-(reflect; sides too short to reflect are continued by their edge, so any size from 1x1 works),
-sample the prior from ``z_T ~ N(0, I)`` (the only random draw) with the stage-2 encoder and the
-denoiser, run the Transformer with that prior, crop. On top of it:
-
-* ``seed``: a ``torch.Generator`` seeded with it draws ``z_T`` (else the global RNG);
-* ``steps``: fewer sampler steps (an evenly spaced subsequence of the T trained steps);
-* ``tile`` / ``overlap``: the Transformer runs tile by tile with one prior computed from the
-  whole image (see :mod:`hidiff_mm.apis.tiling`);
-* ``self_ensemble``: the x8 dihedral self-ensemble.
+"""High-level inference, a thin layer over the editor: build a model from a config, read an
+image, convert it to the model's input, predict with ``HIDiff.forward_tensor`` (the one
+prediction path: padding, prior sampling, tiling, self-ensemble, see
+:class:`hidiff_mm.models.editors.prediction.PredictionOptions`), convert the result back.
+``seed`` seeds a ``torch.Generator`` that draws ``z_T`` (else torch's global RNG). Images of any
+size from 1x1 up are predicted (see :func:`hidiff_mm.models.editors.prediction.pad_to_multiple`).
 """
 import copy
 import os
@@ -23,12 +17,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..models.layers.padding import pad_to_multiple
 from ..utils.checkpoint import check_fits, state_dict_of
 from ..utils.io import load_weights_file
-from .tiling import check_tile, tiled_apply
 
-ImageLike = Union[str, Path, np.ndarray]
+ImageInput = Union[str, Path, np.ndarray]
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
@@ -162,7 +154,7 @@ def to_bgr_uint8(img: np.ndarray, name: str = 'image') -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def load_input(image: ImageLike) -> Tuple[np.ndarray, str]:
+def load_input(image: ImageInput) -> Tuple[np.ndarray, str]:
     """``(BGR uint8 image, name)`` from a path or an array."""
     if isinstance(image, (str, Path)):
         return read_image(image), str(image)
@@ -204,77 +196,6 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-# --------------------------------------------------------------------------------------------
-# tensors
-
-
-def sample_prior(model: torch.nn.Module, padded: torch.Tensor,
-                 generator: Optional[torch.Generator] = None, steps: Optional[int] = None,
-                 return_intermediates: bool = False):
-    """The blind prior of a padded image with ``steps`` sampler steps (None: all T); one
-    ``z_T ~ N(0, I)`` draw either way."""
-    head = model.prior_head
-    if steps is not None:
-        head.scheduler.inference_timesteps(steps)  # validates steps before any work
-    return head.sample(padded, generator=generator, return_intermediates=return_intermediates,
-                       num_inference_steps=steps)
-
-
-def dihedral(x: torch.Tensor, flag: int) -> torch.Tensor:
-    """Transform ``flag = 2k + f`` of the dihedral group on the last two axes: rotate by
-    ``k * 90`` degrees counter-clockwise, then flip up-down if ``f`` (``RandomDihedral``)."""
-    x = torch.rot90(x, flag // 2, dims=(-2, -1))
-    return x.flip(-2) if flag % 2 else x
-
-
-def dihedral_inverse(x: torch.Tensor, flag: int) -> torch.Tensor:
-    """The inverse of :func:`dihedral`."""
-    if flag % 2:
-        x = x.flip(-2)
-    return torch.rot90(x, -(flag // 2), dims=(-2, -1))
-
-
-def predict_tensor(model: torch.nn.Module,
-                   inputs: torch.Tensor,
-                   generator: Optional[torch.Generator] = None,
-                   tile: Optional[int] = None,
-                   overlap: int = 32,
-                   steps: Optional[int] = None,
-                   self_ensemble: bool = False) -> torch.Tensor:
-    """Blind prediction on model-space tensors ``(B, 3, H, W) -> (B, 3, H, W)``.
-
-    With the defaults this is exactly ``model.forward_tensor(inputs, generator=generator)``.
-    ``tile``: the prior is sampled once from the whole padded image, then the Transformer runs on
-    ``tile x tile`` windows overlapping by ``overlap`` pixels with that prior, blended with linear
-    ramps. ``self_ensemble``: the mean of the predictions of the 8 dihedral transforms of the
-    input, each transformed back (each transform samples its own prior: 8 draws of ``z_T``).
-    """
-    if tile is not None:
-        check_tile(tile, overlap, model.pad_multiple)
-    with torch.no_grad():
-        if not self_ensemble:
-            return _predict_once(model, inputs, generator, tile, overlap, steps)
-        out = None
-        for flag in range(8):
-            pred = dihedral_inverse(
-                _predict_once(model, dihedral(inputs, flag), generator, tile, overlap, steps),
-                flag)
-            out = pred if out is None else out + pred
-        return out / 8
-
-
-def _predict_once(model, inputs, generator, tile, overlap, steps) -> torch.Tensor:
-    h, w = inputs.shape[-2:]
-    padded = pad_to_multiple(inputs, model.pad_multiple)
-    prior = sample_prior(model, padded, generator, steps)
-    if tile is None:
-        out = model.generator(padded, prior)
-    else:
-        out = tiled_apply(lambda t: model.generator(t, prior), padded, tile, overlap,
-                          model.pad_multiple)
-    return out[..., :h, :w]
-
-
 def make_generator(model: torch.nn.Module, seed: Optional[int]) -> Optional[torch.Generator]:
     """A ``torch.Generator`` on the model's device seeded with ``seed`` (``None``: none)."""
     if seed is None:
@@ -283,13 +204,14 @@ def make_generator(model: torch.nn.Module, seed: Optional[int]) -> Optional[torc
 
 
 def deblur(model: torch.nn.Module,
-           image: ImageLike,
+           image: ImageInput,
            seed: Optional[int] = None,
            tile: Optional[int] = None,
-           overlap: int = 32,
+           overlap: Optional[int] = None,
            steps: Optional[int] = None,
-           self_ensemble: bool = False) -> np.ndarray:
-    """Deblur one image.
+           self_ensemble: Optional[bool] = None) -> np.ndarray:
+    """Deblur one image: read it, convert it to the model's input, run the editor's prediction
+    (``model.forward_tensor``), convert back.
 
     Args:
         model: a model from :func:`init_model`.
@@ -297,17 +219,19 @@ def deblur(model: torch.nn.Module,
             ``(H, W, 1)`` and BGRA ``(H, W, 4)`` (alpha dropped) are converted, uint16 scaled.
         seed: seeds the one random draw (``z_T``); the same seed gives the same output. ``None``
             draws from torch's global RNG.
-        tile: run the Transformer on ``tile x tile`` windows (a multiple of 8) with one prior
-            for the whole image; ``None`` runs the whole image at once.
-        overlap: overlap of neighbouring tiles in pixels (blended with linear ramps).
-        steps: sampler steps (1..T, evenly spaced); ``None`` runs all T trained steps.
-        self_ensemble: average the 8 dihedral transforms (8x the cost).
+        tile, overlap, steps, self_ensemble: the prediction options (``tile``, ``tile_overlap``,
+            ``steps``, ``self_ensemble`` of ``HIDiff``'s ``test_cfg``); ``None`` keeps the
+            model's. ``tile``: run the Transformer on ``tile x tile`` windows (a multiple of 8)
+            with one prior for the whole image; ``overlap``: their overlap in pixels;
+            ``steps``: sampler steps (1..T, evenly spaced); ``self_ensemble``: average the 8
+            dihedral transforms (8x the cost).
 
     Returns:
         The deblurred image, BGR uint8 ``(H, W, 3)``.
     """
     img, _ = load_input(image)
     inputs = image_to_tensor(model, img)
-    out = predict_tensor(model, inputs, make_generator(model, seed), tile, overlap, steps,
-                         self_ensemble)
+    with torch.no_grad():
+        out = model.forward_tensor(inputs, generator=make_generator(model, seed), tile=tile,
+                                   tile_overlap=overlap, steps=steps, self_ensemble=self_ensemble)
     return tensor_to_image(model, out)

@@ -10,7 +10,7 @@ table shows is set by a config entry, e.g. (``configs/hidiff_leaderboard_gopro.p
         paper=dict(metafile='configs/hidiff/metafile.yml', model='hidiff_gopro_official'),
         rows=[
             dict(dataset='GoPro', protocol='...',
-                 metrics=dict(PSNR='GoPro/PSNR', SSIM='GoPro/MATLABSSIM'),
+                 metrics=dict(PSNR='GoPro/MATLABPSNR', SSIM='GoPro/MATLABSSIM'),
                  extra=dict(SSIM_per_channel='GoPro/SSIM')),
             ...])
 

@@ -8,8 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from .inference import (ImageLike, image_to_tensor, load_input, make_generator, pad_to_multiple,
-                        sample_prior, tensor_to_image)
+from .inference import ImageInput, image_to_tensor, load_input, make_generator, tensor_to_image
 
 DEFAULT_COLS = 5
 
@@ -28,7 +27,7 @@ def prior_labels(num_train_timesteps: int, timesteps: Sequence[int]) -> List[str
 
 
 def diffusion_trajectory(model: torch.nn.Module,
-                         image: ImageLike,
+                         image: ImageInput,
                          seed: Optional[int] = None,
                          steps: Optional[int] = None) -> List[Tuple[str, np.ndarray]]:
     """``[(label, BGR uint8 image)]``: the blurry input, then the Transformer's output with each
@@ -40,13 +39,14 @@ def diffusion_trajectory(model: torch.nn.Module,
     img, _ = load_input(image)
     inputs = image_to_tensor(model, img)
     h, w = inputs.shape[-2:]
-    padded = pad_to_multiple(inputs, model.pad_multiple)
+    steps = model.prediction_options(steps=steps).steps
+    padded = model.pad(inputs)
     scheduler = model.prior_head.scheduler
     with torch.no_grad():
-        _, chain = sample_prior(model, padded, make_generator(model, seed), steps,
-                                return_intermediates=True)
+        _, chain = model.blind_prior(padded, make_generator(model, seed), steps,
+                                     return_intermediates=True)
         outputs = [tensor_to_image(model, model.generator(padded, z)[..., :h, :w]) for z in chain]
-    labels = prior_labels(scheduler.num_train_timesteps, scheduler.inference_timesteps(steps))
+    labels = prior_labels(len(scheduler), scheduler.timesteps.tolist())
     return [('blurry input', img)] + list(zip(labels, outputs))
 
 

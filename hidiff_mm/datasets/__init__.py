@@ -1,6 +1,6 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """Paired deblurring data: dataset, transforms, synthetic pairs and GoPro patch geometry."""
 from .paired_deblur_dataset import PairedDeblurDataset
-from .transforms import LoadImagePair, RandomDihedral, dihedral
+from .transforms import LoadImagePair, RandomDihedral
 
-__all__ = ['PairedDeblurDataset', 'LoadImagePair', 'RandomDihedral', 'dihedral']
+__all__ = ['PairedDeblurDataset', 'LoadImagePair', 'RandomDihedral']

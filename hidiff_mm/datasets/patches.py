@@ -57,16 +57,24 @@ def val_crops(stem: str, height: int, width: int, size: int = 256) -> List[Crop]
 
 
 def write_png_atomic(path: str, img: np.ndarray) -> None:
-    """Write ``img`` (``(H, W, 3)`` BGR uint8) as PNG via a hidden temporary file and a rename,
-    so an interrupted run never leaves a partial ``path``."""
+    """Write ``img`` (``(H, W, 3)`` BGR uint8) as PNG through a hidden temporary file that is
+    flushed to disk and renamed over ``path``, so an interrupted run never leaves a partial
+    ``path``, nor a temporary file. (``hidiff_mm.utils.io.atomic_write_bytes`` does the same for
+    the package; this module also runs alone, without the package: tools/light_import.py.)"""
     ok, buf = cv2.imencode('.png', img)
     if not ok:
         raise ValueError(f"Cannot encode a PNG for '{path}'.")
     folder, name = osp.split(path)
     tmp = osp.join(folder, f'.{name}.{os.getpid()}.tmp')
-    with open(tmp, 'wb') as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(buf.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
 
 
 def crop_pair(paths: Sequence[str], out_dirs: Sequence[str], plan: CropPlan) -> Tuple[int, int]:

@@ -8,8 +8,6 @@ import re
 import tempfile
 from typing import Any
 
-import torch
-
 
 def atomic_write_bytes(data: bytes, path: str) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
@@ -38,6 +36,7 @@ def atomic_write_bytes(data: bytes, path: str) -> None:
 
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` with :func:`atomic_write_bytes` semantics."""
+    import torch  # here, so that the image tools can use this module without torch
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(buffer.getvalue(), path)
@@ -51,20 +50,25 @@ def load_weights_file(path: str, what: str = 'checkpoint') -> Any:
     """``torch.load(path, map_location='cpu', weights_only=True)`` with errors naming the file.
 
     Only tensors, plain containers and the MMEngine checkpoint types allowed by
-    :mod:`hidiff_mm.compat` are unpickled; nothing in the file is executed.
+    :func:`~hidiff_mm.utils.checkpoint_globals.mmengine_checkpoint_globals` are unpickled;
+    nothing in the file is executed.
 
     Raises:
         FileNotFoundError: ``path`` does not exist. ``IsADirectoryError``: it is a folder.
         CheckpointError: the file is truncated, corrupted or not a PyTorch file, or it asks to
             build other objects (refused).
     """
+    import torch  # here, as in atomic_torch_save
+
+    from .checkpoint_globals import mmengine_checkpoint_globals
     path = str(path)
     if not osp.exists(path):
         raise FileNotFoundError(f'{what} not found: {path}')
     if osp.isdir(path):
         raise IsADirectoryError(f'{what} {path} is a folder; expected a file')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with mmengine_checkpoint_globals():
+            return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         refused = re.search(r'GLOBAL (\S+)', str(err))
         if refused:

@@ -25,3 +25,10 @@ def load_tool(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def predict(model, x, generator=None, **options):
+    """The editor's prediction (``forward_tensor``) without autograd."""
+    import torch
+    with torch.no_grad():
+        return model.forward_tensor(x, generator=generator, **options)

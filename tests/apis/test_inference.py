@@ -1,15 +1,16 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """hidiff_mm.apis: model loading, image conversion, seeds, steps, self-ensemble."""
-import types
+import copy
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from apis_helpers import smooth_image
+from apis_helpers import predict, smooth_image
 
-from hidiff_mm.apis import (deblur, dihedral, dihedral_inverse, image_to_tensor, init_model,
-                            predict_tensor, read_image, tensor_to_image, to_bgr_uint8)
+from hidiff_mm.apis import (deblur, image_to_tensor, init_model, read_image, tensor_to_image,
+                            to_bgr_uint8)
+from hidiff_mm.utils.dihedral import dihedral, dihedral_inverse
 
 
 def test_init_model_errors(tiny_files, tmp_path):
@@ -58,14 +59,14 @@ def test_deblur_is_the_editor_prediction(tiny_model, tmp_path):
 
 def test_seed_controls_the_only_random_draw(tiny_model):
     x = image_to_tensor(tiny_model, smooth_image(2, 32, 32))
-    a = predict_tensor(tiny_model, x, torch.Generator().manual_seed(3))
-    b = predict_tensor(tiny_model, x, torch.Generator().manual_seed(3))
-    c = predict_tensor(tiny_model, x, torch.Generator().manual_seed(4))
+    a = predict(tiny_model, x, torch.Generator().manual_seed(3))
+    b = predict(tiny_model, x, torch.Generator().manual_seed(3))
+    c = predict(tiny_model, x, torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
     torch.manual_seed(11)
-    d = predict_tensor(tiny_model, x)  # no generator: torch's global RNG
+    d = predict(tiny_model, x)  # no generator: torch's global RNG
     torch.manual_seed(11)
-    assert torch.equal(d, predict_tensor(tiny_model, x))
+    assert torch.equal(d, predict(tiny_model, x))
 
 
 def test_input_conversions(tiny_model, tmp_path):
@@ -109,7 +110,7 @@ def test_steps(tiny_model):
     full = deblur(tiny_model, img, seed=2)
     assert np.array_equal(deblur(tiny_model, img, seed=2, steps=8), full)
     x = image_to_tensor(tiny_model, img)
-    few = predict_tensor(tiny_model, x, torch.Generator().manual_seed(2), steps=3)
+    few = predict(tiny_model, x, torch.Generator().manual_seed(2), steps=3)
     assert few.shape == x.shape and torch.isfinite(few).all()
     with pytest.raises(ValueError, match='num_inference_steps'):
         deblur(tiny_model, img, steps=0)
@@ -117,32 +118,24 @@ def test_steps(tiny_model):
         deblur(tiny_model, img, steps=9)
 
 
-def test_dihedral_transforms():
-    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
-    outs = [dihedral(x, f) for f in range(8)]
-    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8  # 8 distinct transforms
-    for flag, out in enumerate(outs):
-        assert torch.equal(dihedral_inverse(out, flag), x)
-        # the same transform as the training augmentation (RandomDihedral, numpy)
-        ref = np.rot90(x[0, 0].numpy(), flag // 2)
-        ref = np.flipud(ref) if flag % 2 else ref
-        assert np.array_equal(out[0, 0].numpy(), ref)
+class Pointwise(torch.nn.Module):
+    def forward(self, img: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(3 * img - 1) + 0 * prior.mean()
 
 
 def test_self_ensemble(tiny_model):
     x = image_to_tensor(tiny_model, smooth_image(5, 24, 40))  # not square, padded
-    out = predict_tensor(tiny_model, x, torch.Generator().manual_seed(9), self_ensemble=True)
+    out = predict(tiny_model, x, torch.Generator().manual_seed(9), self_ensemble=True)
     # by hand: 8 transformed predictions (one z_T draw each, from the same generator), undone
     gen = torch.Generator().manual_seed(9)
-    preds = [dihedral_inverse(predict_tensor(tiny_model, dihedral(x, f), gen), f)
+    preds = [dihedral_inverse(predict(tiny_model, dihedral(x, f), gen), f)
              for f in range(8)]
     assert torch.allclose(out, torch.stack(preds).mean(0), atol=1e-6)
     # an equivariant (pointwise) predictor is unchanged by the ensemble
-    pointwise = types.SimpleNamespace(
-        pad_multiple=8, prior_head=tiny_model.prior_head,
-        generator=lambda img, prior: torch.sigmoid(3 * img - 1) + 0 * prior.mean())
-    single = predict_tensor(pointwise, x)
-    assert torch.allclose(predict_tensor(pointwise, x, self_ensemble=True), single, atol=1e-6)
+    pointwise = copy.deepcopy(tiny_model)
+    pointwise.generator = Pointwise()
+    single = predict(pointwise, x)
+    assert torch.allclose(predict(pointwise, x, self_ensemble=True), single, atol=1e-6)
     img_out = deblur(tiny_model, smooth_image(5, 24, 40), seed=9, self_ensemble=True)
     assert np.array_equal(img_out, tensor_to_image(tiny_model, out))
 

@@ -4,10 +4,10 @@ output is from untiled output."""
 import numpy as np
 import pytest
 import torch
-from apis_helpers import smooth_image
+from apis_helpers import predict, smooth_image
 
-from hidiff_mm.apis import (deblur, image_to_tensor, predict_tensor, ramp_weights, tile_grid,
-                            tile_starts, tiled_apply)
+from hidiff_mm.apis import (deblur, image_to_tensor, ramp_weights, tile_grid, tile_starts,
+                            tiled_apply)
 
 
 @pytest.mark.parametrize('length,tile,overlap', [(64, 64, 16), (40, 64, 16), (96, 48, 16),
@@ -68,7 +68,7 @@ def test_one_prior_for_the_whole_image(tiny_model):
             lambda m, args, out: priors.append((args[0].shape, args[1])))
     ]
     try:
-        predict_tensor(tiny_model, x, torch.Generator().manual_seed(0), tile=48, overlap=16)
+        predict(tiny_model, x, torch.Generator().manual_seed(0), tile=48, tile_overlap=16)
     finally:
         for hook in hooks:
             hook.remove()
@@ -94,14 +94,14 @@ def test_tiled_close_to_untiled(tiny_model):
     x = image_to_tensor(tiny_model, smooth_image(0, 64, 96))
 
     def diff(**kwargs):
-        full = predict_tensor(tiny_model, x, torch.Generator().manual_seed(1))
-        tiled = predict_tensor(tiny_model, x, torch.Generator().manual_seed(1), **kwargs)
+        full = predict(tiny_model, x, torch.Generator().manual_seed(1))
+        tiled = predict(tiny_model, x, torch.Generator().manual_seed(1), **kwargs)
         d = (tiled - full).abs() * 255
         return d.mean().item(), d.max().item(), (full - x).abs().mean().item() * 255
 
-    mean32, max32, residual = diff(tile=48, overlap=32)
+    mean32, max32, residual = diff(tile=48, tile_overlap=32)
     assert mean32 < 1.5 and max32 < 11 and mean32 < 0.03 * residual
-    mean64, max64, _ = diff(tile=64, overlap=32)
+    mean64, max64, _ = diff(tile=64, tile_overlap=32)
     assert mean64 < 0.9 and max64 < 5
-    mean0, max0, _ = diff(tile=48, overlap=0)
+    mean0, max0, _ = diff(tile=48, tile_overlap=0)
     assert mean0 > 2 * mean32 and max0 > 5 * max32  # blending is what removes the seams

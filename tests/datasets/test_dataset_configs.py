@@ -25,9 +25,9 @@ def dataloaders(cfg: Config):
             yield f'{key}[{i}]', loader
 
 
-def test_all_configs_present():
-    assert CONFIGS == ['deblur_test.py', 'gopro.py', 'realblur_j.py', 'realblur_r.py',
-                       'synthetic.py']
+def test_the_dataset_configs_are_found():
+    """Guards the parametrised tests below against an empty glob."""
+    assert {'gopro.py', 'realblur_j.py', 'deblur_test.py'} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize('name', CONFIGS)

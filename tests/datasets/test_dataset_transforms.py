@@ -3,10 +3,12 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from mmagic.registry import TRANSFORMS
 from mmengine.dataset import Compose
 
-from hidiff_mm.datasets import LoadImagePair, RandomDihedral, dihedral
+from hidiff_mm.datasets import LoadImagePair, RandomDihedral
+from hidiff_mm.utils.dihedral import dihedral, dihedral_inverse
 
 # The official ``data_augmentation(image, mode)`` branches, written out one by one.
 EXPECTED = [
@@ -21,17 +23,21 @@ EXPECTED = [
 ]
 
 
-def test_dihedral_matches_official_modes():
-    img = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+def test_dihedral_matches_official_modes_for_arrays_and_tensors():
+    img = np.arange(2 * 3 * 3).reshape(2, 3, 3)  # (H, W, C)
+    chw = torch.from_numpy(img).permute(2, 0, 1)
     outputs = []
     for flag, expected in enumerate(EXPECTED):
-        out = dihedral(img, flag)
+        out = dihedral(img, flag, axes=(0, 1))
         np.testing.assert_array_equal(out, expected(img))
-        assert out.flags['C_CONTIGUOUS']
+        np.testing.assert_array_equal(dihedral_inverse(out, flag, axes=(0, 1)), img)
+        tensor = dihedral(chw, flag)  # (C, H, W): the last two axes by default
+        assert torch.equal(tensor.permute(1, 2, 0), torch.from_numpy(expected(img).copy()))
+        assert torch.equal(dihedral_inverse(tensor, flag), chw)
         outputs.append(out.tobytes() + bytes(out.shape))
     assert len(set(outputs)) == 8
     # rot90 is counter-clockwise: the top-right pixel becomes the top-left one
-    np.testing.assert_array_equal(dihedral(img, 2)[0, 0], img[0, -1])
+    np.testing.assert_array_equal(dihedral(img, 2, axes=(0, 1))[0, 0], img[0, -1])
     with pytest.raises(ValueError, match='8'):
         dihedral(img, 8)
 

@@ -54,14 +54,15 @@ def test_amp_config_changes_only_the_optimizer_wrapper(name):
     expected = dict(base.optim_wrapper, **amp)
     assert cfg.optim_wrapper.to_dict() == expected
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=0.01)
-    same = set(base.keys()) - {'optim_wrapper', 'experiment_name', 'work_dir', 'load_from'}
+    same = set(base.keys()) - {'optim_wrapper', 'experiment_name', 'work_dir', 'model'}
     assert set(cfg.keys()) == set(base.keys())
     for key in same:
         assert cfg[key] == base[key], key
+    model, base_model = cfg.model.to_dict(), base.model.to_dict()
     if name == 'hidiff_s2_gopro_amp':  # continues the bf16 stage-1 run, not the fp32 one
-        assert cfg.load_from == './work_dirs/hidiff_s1_gopro_amp/iter_300000.pth'
-    else:
-        assert cfg.get('load_from') == base.get('load_from')
+        assert model.pop('init_from_stage1') == './work_dirs/hidiff_s1_gopro_amp/iter_300000.pth'
+        base_model.pop('init_from_stage1')
+    assert model == base_model
 
 
 def test_fp16_is_the_bf16_config_with_two_options_changed(monkeypatch):

@@ -144,3 +144,69 @@ def test_signal_hook_flags_the_first_signal_and_lets_the_second_through():
             signal.raise_signal(signal.SIGINT)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.info_lines, self.warnings = [], []
+
+    def info(self, msg: str) -> None:
+        self.info_lines.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+@pytest.mark.parametrize('world,warns', [(8, False), (1, True), (4, True)])
+def test_total_batch_is_logged_and_a_recipe_mismatch_warns(monkeypatch, world, warns):
+    from hidiff_mm.engine.hooks import progressive_patch_hook
+    monkeypatch.setattr(progressive_patch_hook, 'get_world_size', lambda: world)
+    recipe = dict(OFFICIAL, batch_sizes=[8, 5, 4, 2, 1, 1],
+                  recipe_total_batch_sizes=[64, 40, 32, 16, 8, 8])
+    hook, log = ProgressivePatchHook(**recipe), _Log()
+    hook.before_train(SimpleNamespace(hooks=[hook], logger=log))
+    totals = [world * b for b in recipe['batch_sizes']]
+    assert hook.total_batch_sizes() == totals
+    assert f'total batch per phase {totals}' in log.info_lines[0]
+    assert bool(log.warnings) == warns
+    if warns:
+        assert 'DIFFERS FROM THE RECIPE' in log.warnings[0] and 'assumes 8 processes' in \
+            log.warnings[0]
+    with pytest.raises(ValueError, match='one entry per phase'):
+        ProgressivePatchHook(**dict(recipe, recipe_total_batch_sizes=[64]))
+
+
+def test_progressive_schedule_restarts_at_the_stage_switch():
+    from hidiff_mm.engine import StageSwitchHook
+    hook = ProgressivePatchHook(**OFFICIAL)
+    runner = SimpleNamespace(hooks=[StageSwitchHook(switch_iter=300000), hook], logger=_Log())
+    hook.before_train(runner)
+    assert hook.start_iters == [0, 300000]
+    assert hook.phase(299999) == 5 and hook.phase(300000) == 0 and hook.phase(320000) == 1
+
+
+def test_rng_states_are_gathered_only_where_a_checkpoint_is_due():
+    from mmengine.hooks import CheckpointHook
+
+    from hidiff_mm.engine import ExactResumeHook
+    hook = ExactResumeHook()
+    saver = CheckpointHook(interval=4, by_epoch=False, save_best='PSNR', rule='greater')
+    runner = SimpleNamespace(hooks=[saver, hook], max_iters=10,
+                             train_loop=SimpleNamespace(val_interval=3))
+    due = []
+    for it in range(10):
+        runner.iter = it
+        due.append(hook.checkpoint_due(runner))
+    # completed iterations 3, 6, 9 (validation: save_best), 4, 8 (interval), 10 (last)
+    assert [it + 1 for it, d in enumerate(due) if d] == [3, 4, 6, 8, 9, 10]
+    runner.iter = 7
+    hook.after_train_iter(runner, 0)
+    checkpoint = dict(meta=dict(iter=8))
+    hook.before_save_checkpoint(runner, checkpoint)
+    assert checkpoint['meta']['rng_states'] is hook._states  # gathered at this iteration
+    stale = dict(meta=dict(iter=9))  # a save the hook did not foresee: rank 0's state now
+    torch.rand(1)
+    hook.before_save_checkpoint(runner, stale)
+    assert torch.equal(stale['meta']['rng_states'][0]['torch'], torch.get_rng_state())
+    assert not torch.equal(stale['meta']['rng_states'][0]['torch'],
+                           checkpoint['meta']['rng_states'][0]['torch'])

@@ -52,8 +52,9 @@ def free_port() -> int:
 
 
 def test_two_process_gloo_matches_one_process_same_global_batch(tiny_data, tmp_path):
+    """Every rank draws from its own stream (seed + rank), so the runs can only be equal where
+    training draws nothing: stage 1 (no diffusion noise) without random augmentation."""
     one_dir, two_dir = str(tmp_path / 'one'), str(tmp_path / 'two')
-    # stage 1 only and no random augmentation: both runs then see the same global batches
     one = write_config(str(tmp_path / 'one.py'), tiny_data, one_dir, iters=3, switch=100,
                        batch=4, augment=False, val_interval=100)
     two = write_config(str(tmp_path / 'two.py'), tiny_data, two_dir, iters=3, switch=100,
@@ -77,7 +78,10 @@ def test_two_process_gloo_run_switches_stage(tiny_data, tmp_path):
     s2 = torch.load(osp.join(work_dir, 'iter_2.pth'), map_location='cpu', weights_only=True)
     s4 = torch.load(osp.join(work_dir, 'iter_4.pth'), map_location='cpu', weights_only=True)
     assert s2['meta']['hidiff_stage'] == 1 and s4['meta']['hidiff_stage'] == 2
-    assert len(s4['meta']['rng_states']) == 2  # one per rank
+    ranks = s4['meta']['rng_states']
+    assert len(ranks) == 2  # one per rank, each its own stream (seed + rank, as officially)
+    assert not torch.equal(ranks[0]['torch'], ranks[1]['torch'])
+    assert not torch.equal(ranks[0]['numpy'], ranks[1]['numpy'])
     changed = [k for k in s4['state_dict']
                if not torch.equal(s2['state_dict'][k], s4['state_dict'][k])]
     assert any(k.startswith('prior_head.denoiser.') for k in changed)

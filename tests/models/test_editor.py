@@ -35,18 +35,25 @@ def test_stages_select_trainable_networks():
 
 
 def test_stage_losses_and_gradients():
+    """With a zero output convolution the Transformer is the identity (out = conv(...) + blur),
+    so the image loss is L1(blur, sharp) whatever the prior: known without the model."""
     torch.manual_seed(0)
     model = tiny_model()
+    torch.nn.init.zeros_(model.generator.output.weight)
     blur, sharp = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     samples = DataSample(gt_img=sharp)
     losses = model(blur, samples, mode='loss')
     assert set(losses) == {'loss_pix'}
-    out = model.generator(blur, model.prior_head.encode(blur, sharp))
-    assert torch.allclose(losses['loss_pix'], (out - sharp).abs().mean())
+    assert torch.allclose(losses['loss_pix'], (blur - sharp).abs().mean())
+    losses['loss_pix'].backward()
+    assert model.generator.output.weight.grad.abs().sum() > 0
 
+    model.zero_grad()
     model.set_stage(2)
     losses = model(blur, samples, mode='loss')
     assert set(losses) == {'loss_pix', 'loss_prior'}
+    assert torch.allclose(losses['loss_pix'], (blur - sharp).abs().mean())
+    assert losses['loss_prior'] > 0
     sum(losses.values()).backward()
     assert all(p.grad is None for p in model.prior_head.encoder_s1.parameters())
     assert all(p.grad is not None for p in model.prior_head.denoiser.parameters())
@@ -69,8 +76,8 @@ def test_blind_prediction_pads_crops_and_uses_one_draw():
     assert torch.equal(a, b) and torch.equal(a, c)
 
 
-def test_oracle_validation_prior_is_opt_in():
-    blind, oracle = tiny_model(), tiny_model(oracle_val_prior=True)
+def test_stage1_validates_with_the_oracle_prior_by_default():
+    blind, oracle = tiny_model(oracle_val_prior=False), tiny_model()
     oracle.load_state_dict(blind.state_dict())
     blur, sharp = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     # validation packs the GT as BGR in [0, 255]
@@ -83,6 +90,40 @@ def test_oracle_validation_prior_is_opt_in():
         blind_out = blind(blur, samples)
         torch.manual_seed(0)
         assert torch.equal(blind_out, blind(blur))
+        oracle.set_stage(2)  # stage 2 is always blind
+        torch.manual_seed(0)
+        assert torch.equal(oracle(blur, samples), blind_out)
+
+
+def test_init_from_stage1_loads_transformer_and_stage1_encoder_strictly(tmp_path):
+    torch.manual_seed(0)
+    stage1 = tiny_model()
+    path = str(tmp_path / 'iter_4.pth')
+    torch.save(dict(meta=dict(hidiff_stage=1), state_dict=stage1.state_dict()), path)
+    torch.manual_seed(1)
+    stage2 = tiny_model(stage=2, init_from_stage1=path)
+    fresh = {k: v.clone() for k, v in stage2.state_dict().items()}
+    stage2.init_weights()
+    for key, value in stage2.state_dict().items():
+        if key.startswith(('generator.', 'prior_head.encoder_s1.')):
+            assert torch.equal(value, stage1.state_dict()[key]), key
+        else:  # the stage-2 encoder and the denoiser keep their own init, as officially
+            assert torch.equal(value, fresh[key]), key
+
+    state = stage1.state_dict()
+    dropped = next(k for k in state if k.startswith('prior_head.encoder_s1.'))
+    del state[dropped]
+    state['generator.extra.weight'] = torch.zeros(1)
+    broken = str(tmp_path / 'broken.pth')
+    torch.save(dict(state_dict=state), broken)
+    with pytest.raises(KeyError, match=r"broken\.pth.*unexpected key\(s\) \['extra\.weight'\]"):
+        tiny_model(stage=2, init_from_stage1=broken).init_weights()
+    del state['generator.extra.weight']
+    torch.save(dict(state_dict=state), broken)
+    with pytest.raises(KeyError, match=dropped[len('prior_head.encoder_s1.'):]):
+        tiny_model(stage=2, init_from_stage1=broken).init_weights()
+    with pytest.raises(FileNotFoundError, match='model.init_from_stage1: no stage-1 checkpoint'):
+        tiny_model(stage=2, init_from_stage1=str(tmp_path / 'missing.pth')).init_weights()
 
 
 def test_non_finite_loss_stops_before_the_update():
@@ -94,3 +135,27 @@ def test_non_finite_loss_stops_before_the_update():
     with pytest.raises(FloatingPointError, match='non-finite loss at iteration'):
         model.train_step(data, optim)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_test_cfg_sets_the_prediction_options_of_every_caller():
+    torch.manual_seed(0)
+    plain = tiny_model()
+    configured = tiny_model(test_cfg=dict(tile=16, tile_overlap=8, steps=2))
+    configured.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 24, 40)
+
+    def run(model, **options):
+        with torch.no_grad():
+            return model.forward_tensor(x, generator=torch.Generator().manual_seed(1), **options)
+
+    assert torch.equal(run(configured), run(plain, tile=16, tile_overlap=8, steps=2))
+    assert not torch.equal(run(configured), run(plain))
+    assert torch.equal(run(configured, tile=None, steps=None), run(configured))  # None keeps
+    with pytest.raises(KeyError, match=r"unknown key\(s\) \['tiles'\]"):
+        tiny_model(test_cfg=dict(tiles=16))
+    with pytest.raises(ValueError, match='num_inference_steps'):
+        tiny_model(test_cfg=dict(steps=99))
+    with pytest.raises(ValueError, match='tile must be a positive multiple of 8'):
+        run(plain, tile=12)
+    with pytest.raises(TypeError, match='unknown prediction option'):
+        run(plain, overlap=8)

@@ -1,14 +1,23 @@
-"""The fast path equals the exact (official-style) path: values, gradients, row strips, layouts."""
+"""The fast forms equal the exact (official-style) forms: values, gradients, row strips, layouts.
+
+The equivalence test is generated from ``FAST_FORMS``, the one list of (exact, fast) pairs that
+``convert_to_fast`` uses: a pair without an example here fails ``test_every_pair_has_examples``.
+"""
 import copy
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 import torch
+from torch import nn
 
 from hidiff_mm.models.backbones import GDFN, MDTA, HIDiffTransformer, HIDiffTransformerBlock
-from hidiff_mm.models.layers import HIM, HIDiffLayerNorm, set_fast_path
-from hidiff_mm.models.layers.fast_path import conv_rows, row_strips
+from hidiff_mm.models.layers import (FAST_FORMS, HIM, HIDiffLayerNorm, convert_to_exact,
+                                     convert_to_fast)
+from hidiff_mm.models.layers.fast_path import DEFAULT_STRIP_PIXELS, conv_rows, row_strips
+from hidiff_mm.models.mixing import PriorGuidedBackbone
 
 TOL = 1e-5
+FAST_CLASSES = {fast for _, fast in FAST_FORMS}
 
 
 def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -25,9 +34,8 @@ def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 def both_paths(module: torch.nn.Module, *args):
     """(exact output, fast output) of the same module on the same inputs."""
     outs = []
-    for fast in (False, True):
-        set_fast_path(module, fast)
-        outs.append(module(*args))
+    for convert in (convert_to_exact, convert_to_fast):
+        outs.append(convert(module)(*args))
     return outs
 
 
@@ -37,47 +45,92 @@ def assert_close(a: torch.Tensor, b: torch.Tensor, tol: float = TOL) -> None:
     assert err <= tol * max(1.0, a.abs().max().item()), f'max abs difference {err:.3g}'
 
 
-@pytest.mark.parametrize('norm_type', ['WithBias', 'BiasFree'])
-def test_layer_norm_maps_and_tokens(norm_type):
-    norm = randomise(HIDiffLayerNorm(12, norm_type))
-    x = torch.randn(2, 12, 5, 7) * 3 + 1
-    exact, fast = both_paths(norm, x)
-    assert_close(exact, fast)
-    assert fast.is_contiguous(memory_format=torch.channels_last)
-    tokens = torch.randn(2, 9, 12)
-    assert_close(*both_paths(norm, tokens))
+def tiny_transformer(**kwargs) -> HIDiffTransformer:
+    return HIDiffTransformer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1,
+                             heads=(1, 2, 2, 4), prior_channels=16, prior_tokens=8, **kwargs)
 
 
-@pytest.mark.parametrize('heads,bias,prior_channels', [(1, False, None), (2, True, None),
-                                                       (4, False, 6)])
-def test_mdta_matches_exact(heads, bias, prior_channels):
-    mdta = randomise(MDTA(16, heads, bias, prior_channels))
-    x = torch.randn(2, 16, 6, 10)
-    prior = None if prior_channels is None else torch.randn(2, prior_channels)
-    assert_close(*both_paths(mdta, x, prior))
-    set_fast_path(mdta, True)
+def maybe(channels):
+    return None if channels is None else torch.randn(2, channels)
+
+
+# Examples per exact class: (module factory, inputs factory). Each pair of FAST_FORMS needs one.
+Example = Tuple[Callable[[], nn.Module], Callable[[], tuple]]
+EXAMPLES: Dict[type, List[Example]] = {
+    HIDiffLayerNorm: [
+        *[(lambda t=t: HIDiffLayerNorm(12, t), lambda: (torch.randn(2, 12, 5, 7) * 3 + 1, ))
+          for t in ('WithBias', 'BiasFree')],
+        (lambda: HIDiffLayerNorm(12), lambda: (torch.randn(2, 9, 12), )),
+    ],
+    MDTA: [(lambda h=h, b=b, p=p: MDTA(16, h, b, p),
+            lambda p=p: (torch.randn(2, 16, 6, 10), maybe(p)))
+           for h, b, p in [(1, False, None), (2, True, None), (4, False, 6)]],
+    GDFN: [(lambda b=b, p=p: GDFN(10, 2.66, b, p),
+            lambda p=p: (torch.randn(2, 10, 7, 5), maybe(p)))
+           for b, p in [(False, None), (True, 6)]],
+    HIM: [(lambda h=h, b=b: HIM(16, h, prior_channels=12, bias=b),
+           lambda: (torch.randn(2, 16, 5, 6), torch.randn(2, 8, 12)))
+          for h, b in [(1, False), (2, True), (4, False)]],
+    HIDiffTransformer: [(lambda: tiny_transformer(fast_path=False),
+                         lambda: (torch.rand(2, 3, 16, 24), torch.randn(2, 8, 16)))],
+}
+
+
+def test_every_pair_has_examples():
+    assert [fast.__name__ for _, fast in FAST_FORMS] and all(
+        fast.__name__.startswith('Fast') for fast in FAST_CLASSES)
+    assert set(EXAMPLES) == {exact for exact, _ in FAST_FORMS}, \
+        'every (exact, fast) pair in FAST_FORMS needs an example in EXAMPLES'
+
+
+@pytest.mark.parametrize('exact_cls,fast_cls', FAST_FORMS,
+                         ids=[exact.__name__ for exact, _ in FAST_FORMS])
+def test_fast_form_equals_exact(exact_cls, fast_cls):
+    """Same state dict, same outputs and gradients (float32, to TOL and 1e-4), and back."""
+    for seed, (build, inputs) in enumerate(EXAMPLES[exact_cls]):
+        torch.manual_seed(seed)
+        exact = randomise(build(), seed)
+        assert type(exact) is exact_cls
+        fast = convert_to_fast(copy.deepcopy(exact))
+        assert type(fast) is fast_cls
+        state, fast_state = exact.state_dict(), fast.state_dict()
+        assert list(state) == list(fast_state)
+        assert all(torch.equal(state[k], fast_state[k]) for k in state)
+        args = inputs()
+        outs = [module(*args) for module in (exact, fast)]
+        assert_close(*outs)
+        for out in outs:
+            out.square().mean().backward()
+        for (name, p), q in zip(exact.named_parameters(), fast.parameters()):
+            assert_close(p.grad, q.grad, 1e-4)
+        back = convert_to_exact(fast)
+        assert type(back) is exact_cls
+        assert not FAST_CLASSES & {type(m) for m in back.modules()}
+        with torch.no_grad():
+            assert torch.equal(back(*args), exact(*args))
+
+
+def test_layer_norm_map_layout():
+    norm = convert_to_fast(randomise(HIDiffLayerNorm(12)))
+    assert norm(torch.randn(2, 12, 5, 7)).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('branch', [lambda: MDTA(16, 4, False, 6), lambda: GDFN(16, 2.66, True, 6)],
+                         ids=['MDTA', 'GDFN'])
+def test_fused_residual_equals_norm_then_add(branch):
+    """The fast ``forward_residual`` normalises and adds inside its GEMMs."""
+    module = randomise(branch())
+    x, prior = torch.randn(2, 16, 6, 10), torch.randn(2, 6)
     norm = randomise(HIDiffLayerNorm(16), seed=1)
-    assert_close(mdta.forward_residual(x, norm, prior), x + mdta(norm(x), prior))
+    expected = x + module(norm(x), prior)
+    convert_to_fast(module), convert_to_fast(norm)
+    assert_close(module.forward_residual(x, norm, prior), expected)
 
 
-@pytest.mark.parametrize('bias,prior_channels', [(False, None), (True, 6)])
-def test_gdfn_matches_exact(bias, prior_channels):
-    gdfn = randomise(GDFN(10, 2.66, bias, prior_channels))
-    x = torch.randn(2, 10, 7, 5)
-    prior = None if prior_channels is None else torch.randn(2, prior_channels)
-    assert_close(*both_paths(gdfn, x, prior))
-    set_fast_path(gdfn, True)
-    norm = randomise(HIDiffLayerNorm(10), seed=1)
-    assert_close(gdfn.forward_residual(x, norm, prior), x + gdfn(norm(x), prior))
-
-
-@pytest.mark.parametrize('heads,bias', [(1, False), (2, True), (4, False)])
-def test_him_folded_matches_exact(heads, bias):
-    him = randomise(HIM(16, heads, prior_channels=12, bias=bias))
+def test_him_keeps_the_input_layout():
+    him = convert_to_fast(randomise(HIM(16, 2, prior_channels=12)))
     x, prior = torch.randn(2, 16, 5, 6), torch.randn(2, 8, 12)
-    exact, fast = both_paths(him, x, prior)
-    assert_close(exact, fast)
-    assert fast.is_contiguous()  # an NCHW input keeps its layout (mixing into other backbones)
+    assert him(x, prior).is_contiguous()  # an NCHW input keeps its layout (mixing)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     assert him(x_cl, prior).is_contiguous(memory_format=torch.channels_last)
 
@@ -86,14 +139,14 @@ def test_strips_equal_one_pass_and_bound_memory():
     """Row strips (no autograd) give the one-pass result, including a 1-row last strip."""
     block = randomise(HIDiffTransformerBlock(8, 2, 2.66, True, prior_channels=4))
     x, prior = torch.randn(1, 8, 13, 6), torch.randn(1, 4)
-    set_fast_path(block, True)
     with torch.no_grad():
-        whole = block(x, prior)
-        set_fast_path(block, True, strip_pixels=12)  # 2 rows a strip: 7 strips, the last 1 row
+        whole = convert_to_fast(block)(x, prior)
+        convert_to_fast(block, strip_pixels=12)  # 2 rows a strip: 7 strips, the last 1 row
+        assert block.attn.strip_pixels == block.ffn.strip_pixels == 12
         assert len(row_strips(13, 6, 12, grad=False)) == 7
         strips = block(x, prior)
-        set_fast_path(block, False)
-        exact = block(x, prior)
+        exact = convert_to_exact(block)(x, prior)
+    assert 'strip_pixels' not in vars(block.attn)
     assert_close(whole, strips)
     assert_close(exact, strips)
 
@@ -102,10 +155,8 @@ def test_strips_batch_of_two():
     block = randomise(HIDiffTransformerBlock(8, 2, 2.0, False))
     x = torch.randn(2, 8, 9, 4)
     with torch.no_grad():
-        set_fast_path(block, True, strip_pixels=1 << 17)
-        whole = block(x)
-        set_fast_path(block, True, strip_pixels=8)
-        assert_close(whole, block(x))
+        whole = convert_to_fast(block, strip_pixels=1 << 17)(x)
+        assert_close(whole, convert_to_fast(block, strip_pixels=8)(x))
 
 
 def test_row_strips_and_conv_rows():
@@ -121,35 +172,66 @@ def test_row_strips_and_conv_rows():
         for r0, r1 in strips:
             assert torch.allclose(conv_rows(x, conv, r0, r1), full[:, :, r0:r1], atol=1e-6)
     with pytest.raises(ValueError, match='strip_pixels'):
-        set_fast_path(conv, True, strip_pixels=0)
-
-
-def test_gradients_match_exact():
-    net = HIDiffTransformer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1,
-                            heads=(1, 2, 2, 4), prior_channels=16, prior_tokens=8)
-    randomise(net, seed=3)
-    twin = copy.deepcopy(net)
-    set_fast_path(net, True)
-    set_fast_path(twin, False)
-    img, prior = torch.rand(2, 3, 16, 24), torch.randn(2, 8, 16)
-    for model in (net, twin):
-        model(img, prior).square().mean().backward()
-    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
-        assert_close(p.grad, q.grad, 1e-4)
+        convert_to_fast(conv, strip_pixels=0)
 
 
 def test_transformer_switch_and_output_layout():
-    net = HIDiffTransformer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1,
-                            heads=(1, 2, 2, 4), prior_channels=16, prior_tokens=8,
-                            fast_path=False)
-    assert not any(getattr(m, 'fast_path', False) for m in net.modules())
-    randomise(net, seed=5)
+    net = randomise(tiny_transformer(fast_path=False), seed=5)
+    assert not FAST_CLASSES & {type(m) for m in net.modules()}
     img, prior = torch.rand(1, 3, 24, 16), torch.randn(1, 8, 16)
     with torch.no_grad():
         exact, fast = both_paths(net, img, prior)
-    assert all(m.fast_path for m in net.modules() if hasattr(m, 'fast_path'))
+    kinds = {type(m) for m in net.modules()}
+    assert {fast for _, fast in FAST_FORMS} <= kinds and not {e for e, _ in FAST_FORMS} & kinds
     assert_close(exact, fast)
     assert fast.is_contiguous()  # callers get a standard NCHW tensor back
+
+
+def forms(module: nn.Module) -> set:
+    """'fast' and/or 'exact': the forms of the modules of ``module`` that have two."""
+    kinds = {type(m) for m in module.modules()}
+    return ({'fast'} if kinds & FAST_CLASSES else set()) | \
+        ({'exact'} if kinds & {e for e, _ in FAST_FORMS} else set())
+
+
+def test_fast_path_setting_follows_the_device():
+    """'cpu' (default): fast form on the CPU, exact elsewhere (measured faster on CUDA,
+    docs/performance.md), re-decided when the model moves; True / False and the explicit
+    conversions pin a form."""
+    net = tiny_transformer()
+    assert net.fast_path == 'cpu' and forms(net) == {'fast'}
+    assert net.strip_pixels == net.encoder_level1.blocks[0].attn.strip_pixels == \
+        DEFAULT_STRIP_PIXELS
+    net.to('meta')  # not the CPU: another device
+    assert forms(net) == {'exact'}
+    net.to_empty(device='cpu')
+    assert forms(net) == {'fast'}
+    net.double()
+    assert forms(net) == {'fast'}
+    convert_to_exact(net)
+    assert net.fast_path is False
+    net.float().to('cpu')
+    assert forms(net) == {'exact'}  # an explicit conversion is not undone by a move
+    convert_to_fast(net, strip_pixels=64)
+    assert net.fast_path is True and net.strip_pixels == 64
+    net.to('meta')
+    assert forms(net) == {'fast'} and net.latent.blocks[0].ffn.strip_pixels == 64
+    assert forms(tiny_transformer(fast_path=True).to('meta')) == {'fast'}
+    assert forms(tiny_transformer(fast_path=False)) == {'exact'}
+    with pytest.raises(ValueError, match='fast_path'):
+        tiny_transformer(fast_path='cuda')
+
+
+def test_prior_guided_backbone_follows_the_setting():
+    """The HIMs that PriorGuidedBackbone inserts into another backbone carry the same switch."""
+    backbone = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1))
+    wrapped = PriorGuidedBackbone(backbone, insert_after=['0'], prior_channels=16,
+                                  prior_tokens=4, num_heads=2, probe_size=8)
+    assert forms(wrapped) == {'fast'}
+    assert forms(wrapped.to('meta')) == {'exact'}
+    assert forms(PriorGuidedBackbone(copy.deepcopy(backbone), insert_after=['0'],
+                                     prior_channels=16, prior_tokens=4, probe_size=8,
+                                     fast_path=False)) == {'exact'}
 
 
 def test_autocast_keeps_the_residual_stream_fp32():
@@ -159,26 +241,15 @@ def test_autocast_keeps_the_residual_stream_fp32():
     x, prior = torch.randn(1, 8, 8, 8), torch.randn(1, 4)
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         exact, fast = both_paths(block, x, prior)
-        set_fast_path(block, True, strip_pixels=16)
-        strips = block(x, prior)
+        strips = convert_to_fast(block, strip_pixels=16)(x, prior)
     assert exact.dtype == fast.dtype == strips.dtype == torch.float32
     assert_close(exact, fast, 5e-2)
     assert_close(fast, strips, 5e-2)
 
 
-def test_fast_path_is_a_cpu_path():
-    """Other devices run the exact forwards (measured faster on CUDA, docs/performance.md)."""
-    from hidiff_mm.models.layers.fast_path import use_fast
-    mdta = MDTA(8, 2)
-    assert use_fast(mdta, torch.zeros(1))
-    assert not use_fast(mdta, torch.zeros(1, device='meta'))
-    set_fast_path(mdta, False)
-    assert not use_fast(mdta, torch.zeros(1))
-
-
 def test_grams_of_half_inputs_do_not_overflow():
     """Unnormalised q k^T sums over all pixels; in fp16 it would pass 65504, so it runs in fp32."""
-    mdta = MDTA(8, 2)
+    mdta = convert_to_fast(MDTA(8, 2))
     t = torch.full((64, 24), 40.0)  # |q|^2 = 64 * 1600 = 102400 > 65504
     qk, qq, kk = mdta._head_grams(t.half())
     assert qk.dtype == torch.float32 and torch.isfinite(qk).all()

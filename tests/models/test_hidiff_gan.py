@@ -105,14 +105,20 @@ def test_hidiff_checkpoints_load_both_ways(vgg_file):
     assert unexpected == [] and missing and all(k.startswith('discriminator.') for k in missing)
     missing, unexpected = hidiff.load_state_dict(model.state_dict(), strict=False)
     assert missing == [] and all(k.startswith('discriminator.') for k in unexpected)
-    # the "generator" is exactly HIDiff's blind inference path
+    # the "generator" is exactly HIDiff's blind inference path, and so is prediction
     model.eval(), hidiff.eval()
     blur = torch.rand(1, 3, 13, 19)
+    samples = DataSample.stack([DataSample(gt_img=torch.rand(3, 13, 19) * 255)])
     with torch.no_grad():
         torch.manual_seed(4)
         ours = model(blur)
+        ours_pred = model(blur, samples, mode='predict')[0].output
         torch.manual_seed(4)
         assert torch.equal(ours, hidiff(blur))
+        theirs_pred = hidiff(blur, samples, mode='predict')[0].output
+    assert set(ours_pred.keys()) == set(theirs_pred.keys()) >= {'pred_img', 'input_img'}
+    for key in ('pred_img', 'input_img'):
+        assert torch.equal(ours_pred.get(key), theirs_pred.get(key)), key
 
 
 def test_trainable_sets(vgg_file):
@@ -122,8 +128,20 @@ def test_trainable_sets(vgg_file):
     frozen_prior = gan(vgg_file, finetune_prior=False)
     trainable = {n for n, p in frozen_prior.named_parameters() if p.requires_grad}
     assert groups(trainable) == {'generator', 'discriminator'}
-    with pytest.raises(ValueError, match='stage=2'):
-        gan(vgg_file, stage=1)
+
+
+def test_composes_only_what_it_uses(vgg_file):
+    """The GAN is no HIDiff: its children are the blind path, D and the three losses, and
+    HIDiff's stage-training arguments are not accepted."""
+    model = gan(vgg_file)
+    assert not isinstance(model, MODELS.get('HIDiff'))
+    assert {name for name, _ in model.named_children()} == {
+        'data_preprocessor', 'generator', 'prior_head', 'discriminator', 'pixel_loss',
+        'perceptual_loss', 'gan_loss'}
+    for key, value in (('stage', 2), ('prior_loss', dict(type='L1Loss')),
+                       ('oracle_val_prior', False), ('init_from_stage1', 'stage1.pth')):
+        with pytest.raises(TypeError, match=key):
+            gan(vgg_file, **{key: value})
 
 
 def test_g_step_changes_only_the_generator_path(vgg_file):
@@ -231,7 +249,12 @@ def test_vgg_style_discriminator():
 def test_gopro_recipes(name, lam, eta, betas, iters):
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'hidiff_pe', f'{name}.py'))
     model = cfg.model
-    assert (model.type, model.stage, model.finetune_prior) == ('HIDiffGAN', 2, True)
+    assert (model.type, model.finetune_prior) == ('HIDiffGAN', True)
+    # the networks of the trained HI-Diff, without its stage-training settings
+    hidiff = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'models', 'hidiff_gopro.py'))
+    for key in ('generator', 'prior_head', 'data_preprocessor'):
+        assert model[key] == hidiff.model[key], key
+    assert not {'stage', 'prior_loss', 'oracle_val_prior'} & set(model)
     assert model.perceptual_loss.layer_weights == {'conv5_4': 1.0}
     assert (model.perceptual_loss.perceptual_weight, model.gan_loss.loss_weight) == (lam, eta)
     assert (model.pixel_loss.loss_weight, model.gan_loss.gan_type) == (1.0, 'vanilla')

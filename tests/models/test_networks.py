@@ -56,15 +56,29 @@ def test_him_attends_over_prior_tokens():
     assert torch.allclose(him(x, prior)[0].flatten(1).T, expected, atol=1e-5)
 
 
-def test_transformer_block_modulation_only_with_prior_channels():
+def test_prior_modulation_is_x_times_w1p_plus_w2p():
+    """The bottleneck's modulation: each branch input x becomes x * (W1 p + b1) + (W2 p + b2)."""
+    torch.manual_seed(0)
     plain = HIDiffTransformerBlock(8, 2)
     modulated = HIDiffTransformerBlock(8, 2, prior_channels=16)
-    x = torch.randn(2, 8, 6, 6)
-    assert plain(x).shape == x.shape
-    out_a = modulated(x, torch.randn(2, 16))
-    out_b = modulated(x, torch.randn(2, 16))
-    assert not torch.allclose(out_a, out_b)
     assert not hasattr(plain.attn, 'ln1') and hasattr(modulated.attn, 'ln1')
+    missing, unexpected = modulated.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all('.ln1.' in k or '.ln2.' in k for k in missing)
+    x, prior = torch.randn(2, 8, 6, 6), torch.randn(2, 16)
+    scale, shift = torch.randn(8), torch.randn(8)
+    with torch.no_grad():
+        for branch in (modulated.attn, modulated.ffn):
+            branch.ln1.weight.zero_()
+            branch.ln2.weight.zero_()
+            branch.ln1.bias.fill_(1.)
+            branch.ln2.bias.zero_()
+        assert torch.allclose(modulated(x, prior), plain(x), atol=1e-6)  # identity modulation
+        for branch in (modulated.attn, modulated.ffn):
+            branch.ln1.bias.copy_(scale)
+            branch.ln2.bias.copy_(shift)
+        y = x * scale.view(1, 8, 1, 1) + shift.view(1, 8, 1, 1)
+        assert torch.allclose(modulated.attn(x, prior), plain.attn(y), atol=1e-5)
+        assert torch.allclose(modulated.ffn(x, prior), plain.ffn(y), atol=1e-5)
 
 
 def test_transformer_shapes_and_errors():

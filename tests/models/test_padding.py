@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hidiff_mm.models.layers import pad_to_multiple
+from hidiff_mm.models.editors.prediction import pad_to_multiple
 
 
 def padded_indices(size: int, multiple: int) -> list:

@@ -27,6 +27,18 @@ def test_damaged_files_are_named_with_their_size(tmp_path):
         load_weights_file(tmp_path)
 
 
+def test_mmengine_checkpoints_load_in_their_own_scope(tmp_path, no_safe_globals):
+    """An MMEngine checkpoint pickles a HistoryBuffer: read without any global allow-list."""
+    from mmengine.logging import HistoryBuffer
+    path = tmp_path / 'iter_1.pth'
+    torch.save({'message_hub': {'log_scalars': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}},
+                'state_dict': {'w': torch.ones(2)}}, path)
+    with pytest.raises(Exception):  # what hidiff_mm's scope lifts
+        torch.load(path, weights_only=True)
+    loaded = load_weights_file(path)
+    assert loaded['message_hub']['log_scalars']['loss'].mean() == 1.5
+
+
 def test_malicious_file_is_refused_without_running_it(tmp_path):
     marker = tmp_path / 'pwned'
     evil = malicious_checkpoint(tmp_path / 'evil.pth', marker)

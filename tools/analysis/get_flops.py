@@ -14,13 +14,15 @@ not depend on them). The table lists
   ``HIDiff.forward_tensor`` runs, and
 * the stage-1 encoder (``LE``, sees sharp + blurry; training only, not in the total).
 
-MACs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on CPU, under
+The model is counted in its exact form (``convert_to_exact``: the official arithmetic), whatever
+form it had and on every device; the CPU fast form computes the same function with other
+products. MACs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on CPU, under
 ``no_grad``, batch 1: it counts convolutions and matrix products (``mm``/``addmm``/``bmm``/
 ``baddbmm``/attention kernels), ``MACs = FLOPs / 2``. Normalisation, softmax, activations and
 other element-wise work are not counted, as in the usual fvcore/ptflops-style figures. The
-image is reflect-padded to the model's ``pad_multiple`` first, as in prediction. When ``T`` is
-the scheduler's own, the whole ``forward_tensor`` is counted as well and must equal the sum of
-the parts (the sampler's own arithmetic is element-wise).
+image is padded by the editor (``HIDiff.pad``) first, as in prediction. The whole
+``forward_tensor`` with the same ``T`` is counted as well and must equal the sum of the parts
+(the sampler's own arithmetic is element-wise).
 """
 import argparse
 import json
@@ -38,6 +40,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import hidiff_mm  # noqa: E402,F401  (compatibility layer first; registers HI-Diff modules)
+from hidiff_mm.models.layers import convert_to_exact  # noqa: E402
 from hidiff_mm.utils.cli import run  # noqa: E402
 
 # Row keys of a report, in table order.
@@ -103,23 +106,22 @@ def hidiff_complexity(model: nn.Module,
                       shape: Sequence[int] = (3, 256, 256),
                       steps: Optional[int] = None,
                       check_total: bool = True) -> Dict:
-    """Params and MACs of a HIDiff editor's parts for one ``(1, C, H, W)`` image.
+    """Params and MACs of a HIDiff editor's parts for one ``(1, C, H, W)`` image, counted on
+    the exact form (``model`` is converted to it and left in eval mode).
 
     Returns ``dict(shape, padded_shape, steps, parts, measured_total_macs)``; ``parts`` maps the
     keys of :data:`PART_NAMES` to ``dict(params, macs, in_total)``. ``denoiser_all`` repeats the
     denoiser's parameters (shared by all steps) but is counted once in ``total``.
-    ``measured_total_macs`` is the count of the whole ``forward_tensor`` (None when ``steps``
-    differs from the scheduler's or ``check_total`` is False).
+    ``measured_total_macs`` is the count of the whole ``forward_tensor`` with the same options
+    (None when ``check_total`` is False).
     """
     _check_hidiff(model)
     c, h, w = parse_shape(shape)
     head = model.prior_head
-    scheduler_steps = head.scheduler.num_train_timesteps
-    steps = scheduler_steps if steps is None else int(steps)
-    multiple = getattr(model, 'pad_multiple', 8)
-    hp, wp = h + (-h) % multiple, w + (-w) % multiple
+    steps = model.prediction_options(steps=steps).steps or len(head.scheduler)
+    hp, wp = model.pad(torch.zeros(1, c, h, w)).shape[-2:]
 
-    model.eval()
+    convert_to_exact(model).eval()
     gen = torch.Generator().manual_seed(0)
     blur = torch.rand(1, c, hp, wp, generator=gen)
     sharp = torch.rand(1, c, hp, wp, generator=gen)
@@ -148,8 +150,9 @@ def hidiff_complexity(model: nn.Module,
                                    macs=count_macs(encoder_s1, blur, sharp), in_total=False)
 
     measured = None
-    if check_total and steps == scheduler_steps:
-        measured = count_macs(model.forward_tensor, torch.rand(1, c, h, w, generator=gen))
+    if check_total:
+        measured = count_macs(lambda x: model.forward_tensor(x, steps=steps),
+                              torch.rand(1, c, h, w, generator=gen))
     return dict(shape=(c, h, w), padded_shape=(c, hp, wp), steps=steps, parts=parts,
                 measured_total_macs=measured)
 

@@ -1,9 +1,9 @@
 # The four motion-deblurring test sets of the HI-Diff paper for MultiTestLoop, in the layout of
 # the official options/test/GoPro.yml: GoPro from GoPro/test, HIDE and RealBlur-J/R from test/.
-# PSNR/SSIM on RGB (crop_border 0) with one prefix per set, e.g. 'GoPro/PSNR', 'HIDE/SSIM'.
-# The paper's GoPro/HIDE numbers come from MATLAB on saved PNGs and its RealBlur numbers use ECC
-# alignment (evaluate_realblur.py), so these unaligned RealBlur metrics are not directly
-# comparable. Images load as RGB uint8; the model's DataPreprocessor scales them to [0, 1].
+# The paper's protocols, one prefix per set: GoPro/HIDE MATLAB psnr/ssim on the 8-bit RGB
+# outputs ('GoPro/MATLABPSNR', 'HIDE/MATLABSSIM', ...), RealBlur ECC-aligned PSNR/SSIM
+# ('RealBlurJ/AlignedPSNR', ...), each with MMagic's PSNR/SSIM beside them ('GoPro/PSNR', ...).
+# Images load as RGB uint8; the model's DataPreprocessor scales them to [0, 1].
 # custom_imports and the loops (MultiValLoop / MultiTestLoop) come from the runtime and
 # schedule bases.
 
@@ -72,8 +72,26 @@ realblurr_dataloader = dict(
 
 test_dataloader = [gopro_dataloader, hide_dataloader, realblurj_dataloader, realblurr_dataloader]
 test_evaluator = [
-    [dict(type='PSNR', prefix='GoPro'), dict(type='SSIM', prefix='GoPro')],
-    [dict(type='PSNR', prefix='HIDE'), dict(type='SSIM', prefix='HIDE')],
-    [dict(type='PSNR', prefix='RealBlurJ'), dict(type='SSIM', prefix='RealBlurJ')],
-    [dict(type='PSNR', prefix='RealBlurR'), dict(type='SSIM', prefix='RealBlurR')],
+    [
+        dict(type='MATLABPSNR', prefix='GoPro'),
+        dict(type='MATLABSSIM', prefix='GoPro'),
+        dict(type='PSNR', prefix='GoPro'),
+        dict(type='SSIM', prefix='GoPro'),
+    ],
+    [
+        dict(type='MATLABPSNR', prefix='HIDE'),
+        dict(type='MATLABSSIM', prefix='HIDE'),
+        dict(type='PSNR', prefix='HIDE'),
+        dict(type='SSIM', prefix='HIDE'),
+    ],
+    [
+        dict(type='RealBlurAligned', prefix='RealBlurJ'),
+        dict(type='PSNR', prefix='RealBlurJ'),
+        dict(type='SSIM', prefix='RealBlurJ'),
+    ],
+    [
+        dict(type='RealBlurAligned', prefix='RealBlurR'),
+        dict(type='PSNR', prefix='RealBlurR'),
+        dict(type='SSIM', prefix='RealBlurR'),
+    ],
 ]

@@ -13,4 +13,8 @@ test_dataloader = dict(
     dataset=dict(
         metainfo=dict(dataset_type='RealBlur_R', task_name='deblurring'),
         data_root='data/test/RealBlur_R'))
-test_evaluator = [dict(type='PSNR', prefix='RealBlurR'), dict(type='SSIM', prefix='RealBlurR')]
+test_evaluator = [
+    dict(type='RealBlurAligned', prefix='RealBlurR'),
+    dict(type='PSNR', prefix='RealBlurR'),
+    dict(type='SSIM', prefix='RealBlurR'),
+]

@@ -30,5 +30,4 @@ model = dict(
             legacy_start_point=True)),
     pixel_loss=dict(type='L1Loss', loss_weight=1.0, reduction='mean'),
     prior_loss=dict(type='L1Loss', loss_weight=1.0, reduction='mean'),
-    oracle_val_prior=False,
     data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))

@@ -6,24 +6,7 @@ import numpy as np
 from mmagic.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
-
-def dihedral(img: np.ndarray, flag: int) -> np.ndarray:
-    """Apply the dihedral transform number ``flag`` to an ``(H, W, ...)`` array.
-
-    ``flag = 2 * k + f``: rotate by ``k * 90`` degrees counter-clockwise
-    (``np.rot90(img, k)``), then flip up-down (``np.flipud``) if ``f == 1``.
-    This is the official order: 0 identity, 1 flipud, 2 rot90,
-    3 rot90 + flipud, 4 rot180, 5 rot180 + flipud, 6 rot270, 7 rot270 + flipud.
-
-    Returns:
-        A C-contiguous array, ``(W, H, ...)`` for odd ``k``.
-    """
-    if flag not in range(8):
-        raise ValueError(f'Dihedral flag must be an integer in [0, 7], got {flag!r}.')
-    out = np.rot90(img, k=flag // 2)
-    if flag % 2:
-        out = np.flipud(out)
-    return np.ascontiguousarray(out)
+from hidiff_mm.utils.dihedral import dihedral
 
 
 @TRANSFORMS.register_module()
@@ -32,7 +15,8 @@ class RandomDihedral(BaseTransform):
 
     The flag comes from ``np.random.randint(8)`` (one draw per call), so
     MMEngine's seeding of numpy in the runner and in the dataloader workers
-    makes it reproducible. See :func:`dihedral` for the flag meaning.
+    makes it reproducible. See :func:`hidiff_mm.utils.dihedral.dihedral` for the flag
+    meaning.
 
     Required and modified keys: ``keys``, each an ``(H, W, C)`` array.
 
@@ -47,7 +31,7 @@ class RandomDihedral(BaseTransform):
         """Draw a flag and transform every key with it."""
         flag = np.random.randint(8)
         for key in self.keys:
-            results[key] = dihedral(results[key], flag)
+            results[key] = np.ascontiguousarray(dihedral(results[key], flag, axes=(0, 1)))
         return results
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from mmagic.registry import HOOKS
 from mmengine.dist import all_gather_object, get_rank, get_world_size
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 
 
 def get_rng_state() -> Dict[str, torch.Tensor]:
@@ -67,8 +67,10 @@ class ExactResumeHook(Hook):
     generator states in each checkpoint and restores them on resume just before the first new
     batch is loaded (after MMEngine's replay, so replayed augmentations are not counted twice).
     Validation runs inside a forked RNG state, so validating never changes the training run.
-    The states are gathered after every iteration (before the checkpoint hook runs), because
-    MMEngine saves checkpoints on rank 0 only.
+    MMEngine writes checkpoints on rank 0 only, so the states of all ranks are gathered (a
+    collective) after each iteration at which the ``CheckpointHook`` will save, i.e. at its
+    interval, at the last iteration and, with ``save_best``, at validation iterations; a
+    checkpoint written at any other moment holds rank 0's state only.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -76,11 +78,33 @@ class ExactResumeHook(Hook):
     def __init__(self) -> None:
         self._train_state: Optional[Dict[str, torch.Tensor]] = None
         self._states: Optional[List[Dict[str, torch.Tensor]]] = None
+        self._states_done = -1  # iterations completed when the states were gathered
         self._loaded: Optional[List[Dict[str, torch.Tensor]]] = None
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+    @staticmethod
+    def checkpoint_due(runner) -> bool:
+        """Whether a ``CheckpointHook`` of ``runner`` may save after the current iteration."""
+        val_interval = getattr(runner.train_loop, 'val_interval', 0) or 0
+        for hook in runner.hooks:
+            if not isinstance(hook, CheckpointHook):
+                continue
+            if (hook.by_epoch or hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+                    or (hook.save_last and hook.is_last_train_iter(runner))):
+                return True
+            validates = val_interval and (runner.iter + 1) % val_interval == 0
+            if hook.save_best is not None and validates:
+                return True
+        return False
+
+    def collect(self, runner) -> None:
+        """Gather every rank's RNG state now (a collective: all ranks must call it)."""
         state = get_rng_state()
         self._states = all_gather_object(state) if get_world_size() > 1 else [state]
+        self._states_done = runner.iter + 1
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.checkpoint_due(runner):
+            self.collect(runner)
 
     def before_val(self, runner) -> None:
         self._train_state = get_rng_state()
@@ -91,7 +115,10 @@ class ExactResumeHook(Hook):
             self._train_state = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        states = self._states or [self._train_state or get_rng_state()]
+        if self._states is not None and checkpoint.get('meta', {}).get('iter') == self._states_done:
+            states = self._states
+        else:
+            states = [self._train_state or get_rng_state()]
         checkpoint.setdefault('meta', {})['rng_states'] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -3,7 +3,10 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 from mmagic.registry import HOOKS
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
+
+from .stage_switch_hook import StageSwitchHook
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 
@@ -17,29 +20,65 @@ class ProgressivePatchHook(Hook):
     ``batch_sizes[i]`` samples is kept (without replacement) and one random ``patch_sizes[i]``
     window, shared by the batch, is cut from inputs and ``gt_img`` alike. The official schedule
     is milestones [20k, 40k, 60k, 80k, 100k, 300k], patches [128, 160, 192, 256, 320, 384] and
-    batches [16, 10, 8, 4, 2, 2] per GPU. Randomness comes from numpy's global generator.
+    total batches [64, 40, 32, 16, 8, 8] (4 GPUs x [16, 10, 8, 4, 2, 2]). Randomness comes
+    from numpy's global generator, which differs between ranks (``diff_rank_seed``).
+
+    At the start of training the hook logs the total batch of every phase (world size x
+    ``batch_sizes``) and, when ``recipe_total_batch_sizes`` is given and differs, warns that the
+    run does not follow the recipe it was written for.
 
     Args:
         milestones: last iteration (1-based, cumulative) of each phase.
         patch_sizes: square patch side per phase.
         batch_sizes: samples kept per phase (per process).
-        start_iter: iteration at which the schedule starts (e.g. the stage switch), so that
-            stage 2 repeats the schedule.
+        start_iter: iteration(s) at which the schedule (re)starts. The ``switch_iter`` of a
+            ``StageSwitchHook`` in the same run is added at the start of training, so stage 2
+            repeats the schedule without the two hooks having to agree by hand.
+        recipe_total_batch_sizes: the total batch (all processes) per phase that the recipe
+            assumes, or None to only log it.
     """
 
     priority = 'HIGH'
 
     def __init__(self, milestones: Sequence[int], patch_sizes: Sequence[int],
-                 batch_sizes: Sequence[int], start_iter: Union[int, Sequence[int]] = 0) -> None:
+                 batch_sizes: Sequence[int], start_iter: Union[int, Sequence[int]] = 0,
+                 recipe_total_batch_sizes: Optional[Sequence[int]] = None) -> None:
         if not len(milestones) == len(patch_sizes) == len(batch_sizes):
             raise ValueError('milestones, patch_sizes and batch_sizes need the same length, got '
                              f'{len(milestones)}, {len(patch_sizes)}, {len(batch_sizes)}')
+        if recipe_total_batch_sizes is not None and len(recipe_total_batch_sizes) != len(
+                batch_sizes):
+            raise ValueError('recipe_total_batch_sizes needs one entry per phase '
+                             f'({len(batch_sizes)}), got {list(recipe_total_batch_sizes)}')
         if list(milestones) != sorted(milestones):
             raise ValueError(f'milestones must increase, got {list(milestones)}')
         self.milestones = list(milestones)
         self.patch_sizes = list(patch_sizes)
         self.batch_sizes = list(batch_sizes)
         self.start_iters = sorted([start_iter] if isinstance(start_iter, int) else start_iter)
+        self.recipe_total_batch_sizes = (None if recipe_total_batch_sizes is None else
+                                         list(recipe_total_batch_sizes))
+
+    def total_batch_sizes(self) -> list:
+        """The batch of each phase summed over all processes."""
+        return [get_world_size() * b for b in self.batch_sizes]
+
+    def before_train(self, runner) -> None:
+        switches = [h.switch_iter for h in runner.hooks if isinstance(h, StageSwitchHook)]
+        self.start_iters = sorted(set(self.start_iters) | set(switches))
+        totals = self.total_batch_sizes()
+        runner.logger.info(
+            f'ProgressivePatchHook: total batch per phase {totals} = {get_world_size()} '
+            f'process(es) x {self.batch_sizes}, patches {self.patch_sizes}, schedule starting '
+            f'at iterations {self.start_iters}')
+        recipe = self.recipe_total_batch_sizes
+        if recipe is not None and totals != recipe:
+            per_process = [round(r / get_world_size(), 2) for r in recipe]
+            runner.logger.warning(
+                f'ProgressivePatchHook: THE TOTAL BATCH {totals} DIFFERS FROM THE RECIPE\'S '
+                f'{recipe}. This config assumes {recipe[0] // self.batch_sizes[0]} processes; '
+                f'with {get_world_size()} the per-process batch_sizes would have to be '
+                f'{per_process}. The learning rate and schedule were tuned for the recipe.')
 
     def phase(self, iteration: int) -> int:
         """Phase index for a 0-based global iteration."""

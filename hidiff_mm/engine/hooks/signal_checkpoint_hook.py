@@ -11,6 +11,7 @@ from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 
 from ...utils.io import atomic_write_bytes
+from .exact_resume_hook import ExactResumeHook
 
 
 @HOOKS.register_module()
@@ -95,18 +96,26 @@ class SignalCheckpointHook(Hook):
 
     @staticmethod
     def _save(runner, step: int) -> str:
-        """Write the checkpoint of ``step`` finished iterations (unless already written)."""
+        """Write the checkpoint of ``step`` finished iterations (unless already written).
+
+        Every rank calls it (the ranks have agreed to stop), so the RNG states of all ranks are
+        gathered for it first: ``ExactResumeHook`` gathers them only where a checkpoint is due.
+        """
         hook = next((h for h in runner.hooks
                      if isinstance(h, CheckpointHook) and not h.by_epoch), None)
+        path = osp.join(runner.work_dir, f'iter_{step}.pth')
         if hook is not None:
             path = hook.file_backend.join_path(hook.out_dir, hook.filename_tmpl.format(step))
-            if runner.message_hub.get_info('last_ckpt') != path:
-                hook._save_checkpoint_with_step(runner, step, dict(epoch=runner.epoch, iter=step))
+        if hook is not None and runner.message_hub.get_info('last_ckpt') == path:
             return path
-        filename = f'iter_{step}.pth'
-        runner.save_checkpoint(runner.work_dir, filename, by_epoch=False,
+        for resume_hook in runner.hooks:
+            if isinstance(resume_hook, ExactResumeHook):
+                resume_hook.collect(runner)
+        if hook is not None:
+            hook._save_checkpoint_with_step(runner, step, dict(epoch=runner.epoch, iter=step))
+            return path
+        runner.save_checkpoint(runner.work_dir, osp.basename(path), by_epoch=False,
                                backend_args=dict(backend='atomic_local'))
-        path = osp.join(runner.work_dir, filename)
         if is_main_process():
             atomic_write_bytes(path.encode(), osp.join(runner.work_dir, 'last_checkpoint'))
         return path

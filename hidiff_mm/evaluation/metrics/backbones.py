@@ -4,23 +4,17 @@ from typing import Dict
 
 import torch
 import torch.nn as nn
-import torchvision
 
-from ...utils.io import load_weights_file
-from .image_utils import require_file
-
-# torchvision builder -> the checkpoint file its IMAGENET1K_V1 weights download to
-TORCHVISION_FILES = {
-    'alexnet': 'alexnet-owt-7be5be79.pth',
-    'vgg16': 'vgg16-397923af.pth',
-}
+from hidiff_mm.utils.torchvision_weights import (TORCHVISION_FILES, features_layout,
+                                                 load_local_state_dict)
+from .image_utils import WEIGHTS_DOC
 
 
 def load_state_dict(path: str, key: str, metric: str, how_to_get: str) -> Dict[str, torch.Tensor]:
-    """Load a plain state dict (tensors only, nothing executed) after checking that the file
-    exists; see :func:`hidiff_mm.utils.load_weights_file`."""
-    require_file(path, key, metric, how_to_get)
-    return load_weights_file(path, f'{metric} `{key}`')
+    """A plain state dict from ``path`` (see ``load_local_state_dict``), errors pointing to the
+    metrics docs."""
+    return load_local_state_dict(path, key, metric, f'{how_to_get} See {WEIGHTS_DOC} for how to '
+                                 'obtain it.')
 
 
 def load_torchvision_features(arch: str, path: str, metric: str) -> nn.Sequential:
@@ -41,8 +35,7 @@ def load_torchvision_features(arch: str, path: str, metric: str) -> nn.Sequentia
     state = load_state_dict(path, 'backbone_path', metric, how_to_get)
     features_state = {k[len('features.'):]: v for k, v in state.items()
                       if k.startswith('features.')}
-    with torch.device('meta'):
-        features = getattr(torchvision.models, arch)(weights=None).features
+    features = features_layout(arch)
     features.to_empty(device='cpu')
     try:
         features.load_state_dict(features_state, strict=True)

@@ -10,13 +10,12 @@ import torch.nn.functional as F
 from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 from mmagic.registry import METRICS
 
+from hidiff_mm.utils.torchvision_weights import IMAGENET_MEAN, IMAGENET_STD
 from .backbones import load_state_dict, load_torchvision_features
 from .image_utils import ImageLike, quantize_rgb
 
 DISTS_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 of VGG16
 DISTS_CHANNELS = (3, 64, 128, 256, 512, 512)  # the input image, then the five taps
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 _C1 = _C2 = 1e-6
 
 
@@ -94,8 +93,8 @@ class DISTS(BaseSampleWiseMetric):
         norm = alpha.sum() + beta.sum()
         self.alpha = (alpha / norm).float().to(device).split(DISTS_CHANNELS)
         self.beta = (beta / norm).float().to(device).split(DISTS_CHANNELS)
-        self.mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
     def _stages(self, images: torch.Tensor) -> List[torch.Tensor]:
         """The input and the five compared VGG16 activations."""

@@ -1,10 +1,10 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """Conversions shared by the metrics: MMagic's CHW BGR [0, 255] tensors to scored images."""
-import os.path as osp
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
+from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 
 ImageLike = Union[torch.Tensor, np.ndarray]
 
@@ -41,17 +41,46 @@ def to_uint8_hwc(img: ImageLike, channel_order: str = 'BGR') -> np.ndarray:
     return hwc.cpu().numpy().astype(np.uint8)
 
 
-def require_file(path: Optional[str], key: str, metric: str, how_to_get: str) -> str:
-    """Return ``path`` if it is a file, else raise FileNotFoundError naming the config key.
+def ssim_map(x: np.ndarray, y: np.ndarray, blur: Callable[[np.ndarray], np.ndarray],
+             data_range: float) -> np.ndarray:
+    """The SSIM map of Wang et al. (2004) of two float64 arrays of one shape, with the local
+    (Gaussian) means taken by ``blur``; ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``,
+    ``L = data_range``. Each protocol brings its own window, padding and pooling."""
+    c1, c2 = (0.01 * data_range)**2, (0.03 * data_range)**2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x * mu_x
+    var_y = blur(y * y) - mu_y * mu_y
+    cov = blur(x * y) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+
+
+class Uint8RGBMetric(BaseSampleWiseMetric):
+    """A per-image metric of the published protocols, scored on the saved 8-bit RGB images.
+
+    Subclasses set ``metric`` (the result name) and :meth:`score`; the prediction is clamped and
+    rounded, both images converted to ``(H, W, 3)`` uint8 RGB (:func:`to_uint8_hwc`).
 
     Args:
-        path: the configured path.
-        key: the config key that holds it (e.g. ``'backbone_path'``).
-        metric: metric name for the message.
-        how_to_get: one sentence on where the file comes from.
+        gt_key: key of the ground truth in the data sample. Defaults to 'gt_img'.
+        pred_key: key of the prediction in ``data_sample['output']``. Defaults to 'pred_img'.
+        collect_device: device for collecting results across ranks. Defaults to 'cpu'.
+        prefix: prefix of the metric name (e.g. 'GoPro'). Defaults to None.
     """
-    if path is None or not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{metric}: `{key}` is {path!r}, which is not an existing file. {how_to_get} '
-            f'See {WEIGHTS_DOC} for how to obtain it.')
-    return path
+
+    def __init__(self,
+                 gt_key: str = 'gt_img',
+                 pred_key: str = 'pred_img',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(
+            gt_key=gt_key, pred_key=pred_key, collect_device=collect_device, prefix=prefix)
+
+    def score(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        """The metric of one (H, W, 3) uint8 RGB prediction against its GT."""
+        raise NotImplementedError
+
+    def process_image(self, gt: ImageLike, pred: ImageLike, mask: ImageLike) -> float:
+        """Score one (C, H, W) prediction against its GT (``mask`` is unused)."""
+        return self.score(
+            to_uint8_hwc(pred, self.channel_order), to_uint8_hwc(gt, self.channel_order))

@@ -1,13 +1,10 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """SSIM as MATLAB's ``ssim(A, ref)`` computes it on an (H, W, 3) uint8 RGB array."""
-from typing import Optional
-
 import cv2
 import numpy as np
-from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 from mmagic.registry import METRICS
 
-from .image_utils import ImageLike, to_uint8_hwc
+from .image_utils import Uint8RGBMetric, ssim_map
 
 
 def _gaussian_1d(sigma: float) -> np.ndarray:
@@ -57,19 +54,11 @@ def matlab_ssim(img: np.ndarray, ref: np.ndarray, sigma: float = 1.5,
         x = cv2.sepFilter2D(x, cv2.CV_64F, g, g, borderType=cv2.BORDER_REPLICATE)
         return np.tensordot(x.reshape(a.shape), channel_mix, axes=([2], [1]))
 
-    c1 = (0.01 * data_range)**2
-    c2 = (0.03 * data_range)**2
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a * mu_a
-    var_b = blur(b * b) - mu_b * mu_b
-    cov = blur(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
-        (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
+    return float(ssim_map(a, b, blur, data_range).mean())
 
 
 @METRICS.register_module()
-class MATLABSSIM(BaseSampleWiseMetric):
+class MATLABSSIM(Uint8RGBMetric):
     """SSIM of the GoPro/HIDE protocol (``evaluate_gopro_hide.m``): MATLAB ``ssim`` on RGB.
 
     Predictions are rounded to uint8 first (the paper scores saved PNGs), then
@@ -78,11 +67,8 @@ class MATLABSSIM(BaseSampleWiseMetric):
     The 3-D filter is symmetric along the channel axis, so the result does not
     depend on RGB vs BGR order; the image is still converted to RGB.
 
-    Args:
-        gt_key: key of the ground truth in the data sample. Defaults to 'gt_img'.
-        pred_key: key of the prediction in ``data_sample['output']``. Defaults to 'pred_img'.
-        collect_device: device for collecting results across ranks. Defaults to 'cpu'.
-        prefix: prefix of the metric name (e.g. 'GoPro'). Defaults to None.
+    Args: those of :class:`~.image_utils.Uint8RGBMetric` (``gt_key``, ``pred_key``,
+    ``collect_device``, ``prefix``).
 
     Metrics:
         - MATLABSSIM (float): mean over images, higher is better.
@@ -90,15 +76,6 @@ class MATLABSSIM(BaseSampleWiseMetric):
 
     metric = 'MATLABSSIM'
 
-    def __init__(self,
-                 gt_key: str = 'gt_img',
-                 pred_key: str = 'pred_img',
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(
-            gt_key=gt_key, pred_key=pred_key, collect_device=collect_device, prefix=prefix)
-
-    def process_image(self, gt: ImageLike, pred: ImageLike, mask: ImageLike) -> float:
-        """Score one (C, H, W) prediction against its GT (``mask`` is unused)."""
-        return matlab_ssim(
-            to_uint8_hwc(pred, self.channel_order), to_uint8_hwc(gt, self.channel_order))
+    def score(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        """MATLAB ssim of one (H, W, 3) uint8 RGB pair."""
+        return matlab_ssim(pred, gt)

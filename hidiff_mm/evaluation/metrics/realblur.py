@@ -4,11 +4,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 from mmagic.evaluation.metrics.metrics_utils import obtain_data
 from mmagic.registry import METRICS
 
-from .image_utils import ImageLike, to_uint8_hwc
+from .image_utils import ImageLike, Uint8RGBMetric, ssim_map, to_uint8_hwc
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # scipy.ndimage's gaussian_filter default, used by skimage
@@ -64,13 +63,7 @@ def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         # BORDER_REFLECT (abc|cba) is scipy.ndimage's mode='reflect'
         return cv2.sepFilter2D(img, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
 
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x * mu_x
-    var_y = blur(y * y) - mu_y * mu_y
-    cov = blur(x * y) - mu_x * mu_y
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+    return ssim_map(x, y, blur, data_range=1.0)
 
 
 def masked_ssim(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float:
@@ -96,7 +89,7 @@ def realblur_metrics(pred: np.ndarray, gt: np.ndarray) -> Tuple[float, float]:
 
 
 @METRICS.register_module()
-class RealBlurAligned(BaseSampleWiseMetric):
+class RealBlurAligned(Uint8RGBMetric):
     """RealBlur-J/R protocol (``evaluate_realblur.py``): PSNR and SSIM after alignment.
 
     Per image: round the prediction to uint8, scale it to [0, 1], match its
@@ -119,14 +112,6 @@ class RealBlurAligned(BaseSampleWiseMetric):
 
     metric = 'AlignedPSNR'
     ssim_metric = 'AlignedSSIM'
-
-    def __init__(self,
-                 gt_key: str = 'gt_img',
-                 pred_key: str = 'pred_img',
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(
-            gt_key=gt_key, pred_key=pred_key, collect_device=collect_device, prefix=prefix)
 
     def process(self, data_batch: Sequence[dict], data_samples: Sequence[dict]) -> None:
         """Align and score every (C, H, W) or (N, C, H, W) prediction of the batch."""

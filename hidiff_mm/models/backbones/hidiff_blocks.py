@@ -7,7 +7,7 @@ from mmagic.registry import MODELS
 from torch import nn
 
 from ..layers.fast_path import (DEFAULT_STRIP_PIXELS, add_product, channels_last, conv_rows,
-                                from_nhwc, nhwc, row_strips, use_fast)
+                                fast_form_of, from_nhwc, nhwc, row_strips)
 from ..layers.him import HIM
 from ..layers.layer_norm import HIDiffLayerNorm
 
@@ -16,16 +16,12 @@ class _PriorModulated(nn.Module):
     """A residual branch (MDTA or GDFN) whose input is optionally modulated by a prior vector p
     (B, C'): ``x * (W1 p + b1) + (W2 p + b2)``.
 
-    The Linear layers are named ``ln1``/``ln2`` as in the official state dict. Subclasses
-    implement ``_forward_fast(x, prior, norm)``.
+    The Linear layers are named ``ln1``/``ln2`` as in the official state dict.
     """
 
     def forward_residual(self, x: torch.Tensor, norm: nn.Module,
                          prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``x + self(norm(x), prior)``; the fast path normalises inside its row strips and adds
-        the residual inside its output GEMM."""
-        if use_fast(self, x):
-            return self._forward_fast(x, prior, norm)
+        """``x + self(norm(x), prior)``."""
         return x + self(norm(x), prior)
 
     def _init_modulation(self, channels: int, prior_channels: Optional[int]) -> None:
@@ -44,12 +40,8 @@ class MDTA(_PriorModulated):
     """Multi-Dconv-head Transposed Attention: channel attention per head, ``(B, C, H, W)``.
 
     With ``prior_channels`` set, the input is first modulated by the prior vector
-    (the bottleneck level of HI-Diff); its Linear layers are ``ln1``/``ln2``.
-
-    Fast path: channels-last maps; the per-head Gram matrices ``q k^T``, ``q q^T`` and
-    ``k k^T`` by batched GEMMs on strided views (the L2 norms of F.normalize are the square roots
-    of the last two diagonals), and ``project_out`` folded into the attention matrix, so the
-    output is one GEMM ``v (Wp blockdiag(attn))^T`` that also adds the residual.
+    (the bottleneck level of HI-Diff); its Linear layers are ``ln1``/``ln2``. This is the exact
+    form, as the official code computes it; :class:`FastMDTA` is the fast one.
     """
 
     def __init__(self, channels: int, num_heads: int, bias: bool = False,
@@ -62,13 +54,9 @@ class MDTA(_PriorModulated):
                                     groups=channels * 3, bias=bias)
         self.project_out = nn.Conv2d(channels, channels, kernel_size=1, bias=bias)
         self._init_modulation(channels, prior_channels)
-        self.fast_path = True
-        self.strip_pixels = DEFAULT_STRIP_PIXELS
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
-        if use_fast(self, x):
-            return self._forward_fast(x, prior, None)
         b, c, h, w = x.shape
         x = self._modulate(x, prior)
         q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
@@ -80,11 +68,38 @@ class MDTA(_PriorModulated):
         attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
         return self.project_out((attn @ v).reshape(b, c, h, w))
 
+
+class _FusedResidualBranch:
+    """The forwards of a fast residual branch, both through ``_fused(x, prior, norm)``:
+    ``forward(x, prior)`` and ``forward_residual(x, norm, prior) = x + self(norm(x), prior)``
+    with the norm applied inside the row strips and the residual added inside the output GEMM.
+    Without autograd, the wide intermediates are made ``strip_pixels`` pixels at a time."""
+
+    strip_pixels = DEFAULT_STRIP_PIXELS
+
+    def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W), channels-last."""
+        return self._fused(x, prior, None)
+
+    def forward_residual(self, x: torch.Tensor, norm: nn.Module,
+                         prior: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x + self(norm(x), prior)``, channels-last."""
+        return self._fused(x, prior, norm)
+
+
+@fast_form_of(MDTA)
+class FastMDTA(_FusedResidualBranch, MDTA):
+    """MDTA's fast form: channels-last maps; the per-head Gram matrices ``q k^T``, ``q q^T`` and
+    ``k k^T`` by batched GEMMs on strided views (the L2 norms of F.normalize are the square roots
+    of the last two diagonals), and ``project_out`` folded into the attention matrix, so the
+    output is one GEMM ``v (Wp blockdiag(attn))^T`` that also adds the residual.
+    """
+
     def _head_grams(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """t: (L, 3C) rows of [q | k | v] -> q k^T (h, d, d), |q|^2 and |k|^2 (h, d) per head."""
-        if t.dtype != torch.float32 or torch.is_autocast_enabled(t.device.type):
+        if t.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(t.device.type):
             with torch.autocast(t.device.type, enabled=False):  # unnormalised: may pass 65504
-                return self._head_grams(t.float())
+                return self._head_grams(t.to(torch.promote_types(t.dtype, torch.float32)))
         c = t.shape[1] // 3
         heads, d = self.num_heads, c // self.num_heads
         q = t[:, :c].view(-1, heads, d).permute(1, 2, 0)          # (h, d, L)
@@ -93,8 +108,8 @@ class MDTA(_PriorModulated):
                 torch.bmm(q, q.transpose(1, 2)).diagonal(dim1=1, dim2=2),
                 torch.bmm(k, k.transpose(1, 2)).diagonal(dim1=1, dim2=2))
 
-    def _forward_fast(self, x: torch.Tensor, prior: Optional[torch.Tensor],
-                      norm: Optional[nn.Module]) -> torch.Tensor:
+    def _fused(self, x: torch.Tensor, prior: Optional[torch.Tensor],
+               norm: Optional[nn.Module]) -> torch.Tensor:
         b, c, h, w = x.shape
         x = channels_last(x)
         residual = None if norm is None else x
@@ -140,9 +155,8 @@ class MDTA(_PriorModulated):
 class GDFN(_PriorModulated):
     """Gated-Dconv Feed-forward Network, ``(B, C, H, W) -> (B, C, H, W)``.
 
-    Hidden width ``int(C * expansion)``; optional prior modulation as in :class:`MDTA`.
-    Fast path: channels-last maps, the two halves of the gate computed one after the other
-    (in place without autograd), and ``project_out`` as one GEMM that also adds the residual.
+    Hidden width ``int(C * expansion)``; optional prior modulation as in :class:`MDTA`. This is
+    the exact form; :class:`FastGDFN` is the fast one.
     """
 
     def __init__(self, channels: int, expansion: float = 2.66, bias: bool = False,
@@ -154,19 +168,22 @@ class GDFN(_PriorModulated):
                                 groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, channels, kernel_size=1, bias=bias)
         self._init_modulation(channels, prior_channels)
-        self.fast_path = True
-        self.strip_pixels = DEFAULT_STRIP_PIXELS
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, H, W); prior: (B, C') or None -> (B, C, H, W)."""
-        if use_fast(self, x):
-            return self._forward_fast(x, prior, None)
         x = self._modulate(x, prior)
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(x1) * x2)
 
-    def _forward_fast(self, x: torch.Tensor, prior: Optional[torch.Tensor],
-                      norm: Optional[nn.Module]) -> torch.Tensor:
+
+@fast_form_of(GDFN)
+class FastGDFN(_FusedResidualBranch, GDFN):
+    """GDFN's fast form: channels-last maps, the two halves of the gate computed one after the
+    other (in place without autograd), and ``project_out`` as one GEMM that also adds the
+    residual."""
+
+    def _fused(self, x: torch.Tensor, prior: Optional[torch.Tensor],
+               norm: Optional[nn.Module]) -> torch.Tensor:
         b, c, h, w = x.shape
         x = channels_last(x)
         residual = None if norm is None else x

@@ -1,17 +1,17 @@
 """HI-Diff's prior-guided Transformer (``net_g`` of the official release)."""
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 from mmagic.registry import MODELS
 from torch import nn
 
-from ..layers.fast_path import DEFAULT_STRIP_PIXELS, channels_last, set_fast_path, use_fast
+from ..layers.fast_path import DEFAULT_STRIP_PIXELS, FastPathPolicy, channels_last, fast_form_of
 from ..layers.prior_pyramid import PriorTokenPool
 from .hidiff_blocks import Downsample, HIDiffLevel, PatchEmbed, Upsample
 
 
 @MODELS.register_module()
-class HIDiffTransformer(nn.Module):
+class HIDiffTransformer(FastPathPolicy):
     """Restormer-like 4-level encoder-decoder guided by a prior ``z`` of N tokens x C' channels.
 
     The prior pyramid gives ``z1 = z`` (N tokens), ``z2`` (N/4 tokens) and ``z3`` (one vector);
@@ -34,11 +34,13 @@ class HIDiffTransformer(nn.Module):
         prior_tokens: N (the official ``group ** 2``); must be divisible by 4.
         zero_init_output: start the output conv at zero, so the untrained network is the
             identity (global residual); the official model uses PyTorch's default init (False).
-        fast_path: run the fast forwards on CPU (channels-last, fused layer norm and
-            projections, row strips without autograd); False runs the exact, official-style
-            forwards, which every other device (CUDA) runs anyway. Both use the same
-            parameters; :func:`~hidiff_mm.models.layers.set_fast_path` switches a built model.
-        strip_pixels: row-strip size, in pixels, of MDTA / GDFN on the fast path without
+        fast_path: which form the modules run (:mod:`~hidiff_mm.models.layers.fast_path`):
+            ``'cpu'`` (default) the fast form (channels-last, fused layer norm and projections,
+            row strips without autograd) while the parameters are on the CPU and the exact,
+            official-style form on any other device (CUDA); True the fast form everywhere;
+            False the exact form everywhere. Both forms have the same parameters;
+            ``convert_to_fast`` / ``convert_to_exact`` switch a built model.
+        strip_pixels: row-strip size, in pixels, of MDTA / GDFN in the fast form without
             autograd; it bounds the forward's working memory.
     """
 
@@ -55,7 +57,7 @@ class HIDiffTransformer(nn.Module):
                  prior_channels: int = 256,
                  prior_tokens: int = 16,
                  zero_init_output: bool = False,
-                 fast_path: bool = True,
+                 fast_path: Union[bool, str] = 'cpu',
                  strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
         super().__init__()
         if prior_tokens % 4:
@@ -95,8 +97,7 @@ class HIDiffTransformer(nn.Module):
             nn.init.zeros_(self.output.weight)
             if self.output.bias is not None:
                 nn.init.zeros_(self.output.bias)
-        self.fast_path = fast_path
-        set_fast_path(self, fast_path, strip_pixels)
+        self.configure_fast_path(fast_path, strip_pixels)
 
     def forward(self, img: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """img: (B, 3, H, W) with H, W divisible by 8; prior: (B, N, C') -> (B, 3, H, W)."""
@@ -111,8 +112,12 @@ class HIDiffTransformer(nn.Module):
         z2 = self.down_1(z1)
         z3 = self.down_2(z2).flatten(1)
 
-        out = self._features(channels_last(img) if use_fast(self, img) else img, z1, z2, z3)
+        out = self._features(self._layout(img), z1, z2, z3)
         return (out + img).contiguous()
+
+    def _layout(self, img: torch.Tensor) -> torch.Tensor:
+        """The image in the memory layout the levels run on: as it is (exact form)."""
+        return img
 
     def _features(self, img: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
                   z3: torch.Tensor) -> torch.Tensor:
@@ -131,3 +136,12 @@ class HIDiffTransformer(nn.Module):
         dec = torch.cat([self.up2_1(dec), enc1], 1)
         del enc1
         return self.output(self.refinement(self.decoder_level1(dec, z1), z1))
+
+
+@fast_form_of(HIDiffTransformer)
+class FastHIDiffTransformer(HIDiffTransformer):
+    """The fast form of the Transformer: the input is made channels-last once, so that every
+    convolution and fast block after it runs on NHWC data without reorders."""
+
+    def _layout(self, img: torch.Tensor) -> torch.Tensor:
+        return channels_last(img)

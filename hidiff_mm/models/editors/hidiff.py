@@ -1,4 +1,5 @@
 """The HI-Diff editor: stage-1 / stage-2 training and blind prediction."""
+import os.path as osp
 from typing import Dict, List, Optional
 
 import torch
@@ -7,11 +8,12 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
-from ..layers.padding import pad_to_multiple
+from ...utils.checkpoint_globals import mmengine_checkpoint_globals
+from .prediction import BlindPrediction
 
 
 @MODELS.register_module()
-class HIDiff(BaseEditModel):
+class HIDiff(BlindPrediction, BaseEditModel):
     """HI-Diff: a prior-guided deblurring Transformer plus the latent prior that guides it.
 
     ``stage`` selects what a training step does:
@@ -21,11 +23,20 @@ class HIDiff(BaseEditModel):
       ``add_noise(z, eps)`` conditioned on ``E2(blur)``, with gradients; loss =
       pixel(G(blur, z_hat), sharp) + prior(z_hat, z). G, E2 and the denoiser train.
 
-    Prediction is blind: the image is padded to ``pad_multiple`` (reflect, see
-    :func:`~hidiff_mm.models.layers.pad_to_multiple`), the prior is sampled
-    from ``z_T ~ N(0, I)`` (the only random draw), and G's output is cropped back. With
-    ``oracle_val_prior=True`` a stage-1 model instead validates with the prior of
-    ``E1([sharp, blur])`` (the official stage-1 validation; optimistic, off by default).
+    Prediction is blind and has one path, :meth:`forward_tensor`, used by validation,
+    ``tools/test.py``, the API and ``tools/demo.py``: the image is padded to ``pad_multiple``
+    (:meth:`pad`), the prior is sampled from ``z_T ~ N(0, I)`` (the only random draw), G runs
+    (on tiles, with that one prior, if asked) and its output is cropped back; optionally averaged
+    over the 8 dihedral transforms. ``test_cfg`` holds these options (``steps``, ``tile``,
+    ``tile_overlap``, ``self_ensemble``: :class:`PredictionOptions`). A stage-1
+    model has no trained sampler yet, so with ``oracle_val_prior=True`` (the default, as the
+    official stage-1 validation) it validates and tests with the prior of ``E1([sharp, blur])``
+    whenever the data samples carry the sharp image: an optimistic, oracle score. Stage 2 and
+    prediction without a sharp image are always blind.
+
+    ``init_from_stage1`` starts a stage-2 run as the official one does: the Transformer and the
+    stage-1 encoder are loaded, strictly, from the stage-1 checkpoint when the runner initialises
+    the weights (``init_weights``); the stage-2 encoder and the denoiser keep their fresh init.
 
     Args:
         generator: config of the Transformer (``HIDiffTransformer``).
@@ -35,6 +46,9 @@ class HIDiff(BaseEditModel):
         stage: 1 or 2.
         oracle_val_prior: see above.
         pad_multiple: prediction pads H and W up to a multiple of this.
+        init_from_stage1: path of a stage-1 checkpoint, or None.
+        test_cfg: the prediction options (:class:`PredictionOptions`), e.g.
+            ``dict(tile=512, tile_overlap=32, steps=4, self_ensemble=False)``.
     """
 
     def __init__(self,
@@ -43,8 +57,9 @@ class HIDiff(BaseEditModel):
                  pixel_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  prior_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  stage: int = 1,
-                 oracle_val_prior: bool = False,
+                 oracle_val_prior: bool = True,
                  pad_multiple: int = 8,
+                 init_from_stage1: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
@@ -54,8 +69,46 @@ class HIDiff(BaseEditModel):
         self.prior_loss = MODELS.build(prior_loss)
         self.oracle_val_prior = oracle_val_prior
         self.pad_multiple = pad_multiple
+        self.init_from_stage1 = init_from_stage1
         self.stage = 0
         self.set_stage(stage)
+        self.prediction_options()  # a bad test_cfg fails at construction
+
+    def init_weights(self) -> None:
+        """MMEngine's initialisation, then the stage-1 weights if ``init_from_stage1`` is set."""
+        super().init_weights()
+        if self.init_from_stage1 is not None:
+            self.load_stage1(self.init_from_stage1)
+
+    def load_stage1(self, path: str) -> None:
+        """Load ``generator.*`` and ``prior_head.encoder_s1.*`` of a stage-1 checkpoint, strictly.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            KeyError: the file has no ``state_dict``, or its keys for the two networks differ
+                from the model's (the message names the missing and unexpected keys).
+        """
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'model.init_from_stage1: no stage-1 checkpoint at {path!r}')
+        with mmengine_checkpoint_globals():
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise KeyError(f'model.init_from_stage1: {path!r} is not an MMEngine checkpoint '
+                           "(expected a dict with a 'state_dict')")
+        for prefix, module in (('generator.', self.generator),
+                               ('prior_head.encoder_s1.', self.prior_head.encoder_s1)):
+            part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            expected = set(module.state_dict())
+            missing, unexpected = sorted(expected - set(part)), sorted(set(part) - expected)
+            if missing or unexpected:
+                raise KeyError(
+                    f'model.init_from_stage1: {path!r} does not match {prefix}* of this '
+                    f'model: {len(missing)} missing key(s) {missing[:5]}, {len(unexpected)} '
+                    f'unexpected key(s) {unexpected[:5]}')
+            module.load_state_dict(part, strict=True)
+        MMLogger.get_current_instance().info(
+            f'HIDiff: Transformer and stage-1 encoder initialised from {path}')
 
     def set_stage(self, stage: int) -> None:
         """Select the training stage and mark exactly its networks trainable."""
@@ -73,36 +126,6 @@ class HIDiff(BaseEditModel):
         if stage != self.stage:
             MMLogger.get_current_instance().info(f'HIDiff: training stage {stage}')
         self.stage = stage
-
-    def forward_tensor(self,
-                       inputs: torch.Tensor,
-                       data_samples: Optional[DataSample] = None,
-                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Blind prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W)."""
-        h, w = inputs.shape[-2:]
-        padded = pad_to_multiple(inputs, self.pad_multiple)
-        if self.oracle_val_prior and self.stage == 1 and data_samples is not None:
-            sharp = pad_to_multiple(self._sharp_from_samples(data_samples), self.pad_multiple)
-            prior = self.prior_head.encode(padded, sharp)
-        else:
-            prior = self.blind_prior(padded, generator)
-        return self.generator(padded, prior)[..., :h, :w]
-
-    def blind_prior(self, padded: torch.Tensor,
-                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """The prior sampled from the (padded) blurry image alone, (B, N, C')."""
-        return self.prior_head(padded, generator=generator)
-
-    def forward_inference(self,
-                          inputs: torch.Tensor,
-                          data_samples: Optional[DataSample] = None,
-                          **kwargs) -> DataSample:
-        """Prediction as ``pred_img`` plus the blurry input as ``input_img`` (both BGR, [0, 255]),
-        so metrics can score the input too (e.g. ``PSNR(pred_key='input_img')``)."""
-        feats = self.data_preprocessor.destruct(self.forward_tensor(inputs, data_samples),
-                                                data_samples)
-        blurry = self.data_preprocessor.destruct(inputs, data_samples)
-        return DataSample(pred_img=feats.cpu(), input_img=blurry.cpu())
 
     def forward_train(self,
                       inputs: torch.Tensor,
@@ -131,8 +154,12 @@ class HIDiff(BaseEditModel):
                 f'{values}; stopped before the update, the weights are unchanged')
         return loss, log_vars
 
-    def _sharp_from_samples(self, data_samples: DataSample) -> torch.Tensor:
-        """The validation GT as model input: undo MMagic's BGR [0, 255] packing for metrics."""
+    def _oracle_sharp(self, data_samples: Optional[DataSample]) -> Optional[torch.Tensor]:
+        """The sharp image as model input when this stage-1 model validates with the oracle
+        prior and ``data_samples`` carry one (MMagic packs it BGR in [0, 255]), else None."""
+        if (not self.oracle_val_prior or self.stage != 1 or data_samples is None
+                or 'gt_img' not in data_samples):
+            return None
         gt = data_samples.gt_img.to(self.data_preprocessor.mean.device)
         order = data_samples.metainfo.get('gt_img_output_channel_order', 'BGR')
         if isinstance(order, List):

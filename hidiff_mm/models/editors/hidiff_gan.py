@@ -1,39 +1,42 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """HI-Diff-PE: perceptual + adversarial fine-tuning of a trained HI-Diff (SRGAN/ESRGAN pattern)."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
+from mmagic.models import BaseEditModel
 from mmagic.models.utils import set_requires_grad
 from mmagic.registry import MODELS
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
-from .hidiff import HIDiff
+from .prediction import BlindPrediction
 
 
 @MODELS.register_module()
-class HIDiffGAN(HIDiff):
-    """HI-Diff-PE: fine-tune HI-Diff's blind inference path with L1 + VGG + adversarial losses.
+class HIDiffGAN(BlindPrediction, BaseEditModel):
+    """HI-Diff-PE: HI-Diff's blind path, a discriminator and the L1 + VGG + adversarial losses.
 
-    The "generator" of the GAN is HI-Diff's whole blind path (what ``forward_tensor`` does at
-    test time): ``z_T ~ N(0, I)``, the T-step denoising chain conditioned on ``E2(blur)``, then
-    the Transformer, all with gradients. It is trained with
-    ``L1(G(blur), sharp) + lambda * L_VGG + eta * L_G`` (the weights live in the loss configs)
-    and the discriminator alternately with the vanilla GAN loss, as MMagic's ``SRGAN``: one
+    Built like MMagic's ``SRGAN``: the editor composes its networks and losses instead of
+    inheriting another editor. The GAN's generator is HI-Diff's blind inference path, made of
+    two networks: the ``LatentPriorHead`` (``z_T ~ N(0, I)``, the T-step chain conditioned on
+    ``E2(blur)``) and the Transformer ``G(blur, prior)``. Prediction is HIDiff's blind
+    prediction path (:class:`~.prediction.BlindPrediction`, ``test_cfg`` options); training runs
+    the same path with gradients and minimises ``L1 + lambda L_VGG + eta L_G`` (the weights live
+    in the loss configs), the discriminator trained alternately with the vanilla GAN loss: one
     optimizer per network in an ``OptimWrapperDict`` (keys ``generator`` and
     ``discriminator``). Distributed training needs
-    ``model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')`` (MMEngine's default
-    DDP wrapper bypasses this ``train_step``).
+    ``model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')``; MMEngine's default
+    DDP wrapper calls ``forward(mode='loss')``, which a GAN step cannot be, so that raises.
 
-    Attribute names are HIDiff's (``generator``, ``prior_head``) plus ``discriminator``, so a
-    HIDiff checkpoint loads with ``load_from`` (only ``discriminator.*`` is new; the VGG of the
-    perceptual loss is not part of the state dict) and a fine-tuned checkpoint loads back into
-    ``HIDiff`` for testing.
+    The network attributes are HIDiff's (``generator``, ``prior_head``) plus
+    ``discriminator``, so a HIDiff checkpoint loads with ``load_from`` (only
+    ``discriminator.*`` is new; the VGG of the perceptual loss is not part of the state dict)
+    and a fine-tuned checkpoint loads back into ``HIDiff``.
 
     Trainable: the Transformer always; the stage-2 encoder and the denoiser when
-    ``finetune_prior=True`` (default: the whole inference path, as "fine-tune HI-Diff" reads);
-    with False they are frozen and the prior chain runs without gradients. The stage-1 encoder is
-    never used and stays frozen (it is kept so checkpoints remain complete HIDiff checkpoints).
+    ``finetune_prior=True`` (default: the whole inference path); with False they are frozen and
+    the prior chain runs without gradients. The stage-1 encoder is never used and stays frozen
+    (it is kept so that checkpoints remain complete HIDiff checkpoints).
 
     Args:
         generator: the Transformer config (``HIDiffTransformer``).
@@ -45,10 +48,8 @@ class HIDiffGAN(HIDiff):
         perceptual_loss: ``LocalPerceptualLoss`` config (its ``perceptual_weight`` is lambda),
             or None.
         finetune_prior: also train the stage-2 encoder and denoiser. Default True.
-        stage: must be 2 (accepted so that HIDiff model configs can be inherited).
-        prior_loss, oracle_val_prior: accepted for the same reason; the prior loss is not part
-            of the HI-Diff-PE objective and validation is always blind.
         pad_multiple: prediction pads H and W up to a multiple of this.
+        test_cfg: the prediction options (see ``HIDiff``).
         train_cfg: ``disc_steps`` (G updated every k-th iteration, default 1),
             ``disc_init_steps`` (D-only iterations first, default 0), ``disc_repeat`` (D updates
             per iteration, default 1); MMagic SRGAN's keys.
@@ -63,53 +64,41 @@ class HIDiffGAN(HIDiff):
                  pixel_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  perceptual_loss: Optional[dict] = None,
                  finetune_prior: bool = True,
-                 stage: int = 2,
-                 prior_loss: dict = dict(type='L1Loss', loss_weight=1.0),
-                 oracle_val_prior: bool = False,
                  pad_multiple: int = 8,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None) -> None:
-        if stage != 2:
-            raise ValueError(f'HIDiffGAN fine-tunes the blind (stage-2) path of a trained '
-                             f'HI-Diff: set model.stage=2, got {stage!r}')
-        if oracle_val_prior:
-            raise ValueError('HIDiffGAN validates blind; oracle_val_prior must be False')
-        super().__init__(generator, prior_head, pixel_loss=pixel_loss, prior_loss=prior_loss,
-                         stage=2, oracle_val_prior=False, pad_multiple=pad_multiple,
-                         train_cfg=train_cfg, test_cfg=test_cfg, init_cfg=init_cfg,
-                         data_preprocessor=data_preprocessor)
+        super().__init__(generator, pixel_loss, train_cfg, test_cfg, init_cfg, data_preprocessor)
+        self.prior_head = MODELS.build(prior_head)
         self.discriminator = MODELS.build(discriminator)
         self.gan_loss = MODELS.build(gan_loss)
         self.perceptual_loss = MODELS.build(perceptual_loss) if perceptual_loss else None
+        self.finetune_prior = finetune_prior
+        self.pad_multiple = pad_multiple
         cfg = self.train_cfg or {}
         self.disc_steps = cfg.get('disc_steps', 1)
         self.disc_init_steps = cfg.get('disc_init_steps', 0)
         self.disc_repeat = cfg.get('disc_repeat', 1)
         self.register_buffer('step_counter', torch.tensor(0), persistent=False)
-        self.finetune_prior = finetune_prior
-        self.set_stage(2)
-
-    def set_stage(self, stage: int) -> None:
-        """Only stage 2 exists here: Transformer (+ E2 and denoiser if ``finetune_prior``)."""
-        if stage != 2:
-            raise ValueError(f'HIDiffGAN has only the blind (stage-2) path, got stage {stage!r}')
-        super().set_stage(2)
-        if not getattr(self, 'finetune_prior', True):
-            self.prior_head.encoder_s2.requires_grad_(False)
-            self.prior_head.denoiser.requires_grad_(False)
+        head = self.prior_head
+        if head.encoder_s1 is not None:
+            head.encoder_s1.requires_grad_(False)
+        head.encoder_s2.requires_grad_(finetune_prior)
+        head.denoiser.requires_grad_(finetune_prior)
+        self.prediction_options()  # a bad test_cfg fails at construction
 
     # ---------------------------------------------------------------- generator (blind path)
     def blind_prior(self, padded: torch.Tensor,
-                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                    generator: Optional[torch.Generator] = None,
+                    steps: Optional[int] = None,
+                    return_intermediates: bool = False):
         """The sampled prior; without gradients when only the Transformer is fine-tuned."""
-        if self.finetune_prior:
-            return self.prior_head(padded, generator=generator)
-        with torch.no_grad():
-            return self.prior_head(padded, generator=generator)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.finetune_prior):
+            return super().blind_prior(padded, generator, steps, return_intermediates)
 
     def forward_train(self, inputs, data_samples=None, **kwargs):
+        """Not a GAN step: MMEngine's default DDP wrapper calls it instead of ``train_step``."""
         raise RuntimeError(
             'HIDiffGAN trains through its own train_step (generator and discriminator '
             'alternately); for distributed training set model_wrapper_cfg = '
@@ -150,13 +139,24 @@ class HIDiffGAN(HIDiff):
             d_wrapper.zero_grad()
         return log_vars
 
+    def parse_losses(self, losses: Dict[str, torch.Tensor]
+                     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Sum the losses; a non-finite total stops training before any weight changes."""
+        loss, log_vars = super().parse_losses(losses)
+        if not torch.isfinite(loss):
+            values = {k: float(v.detach()) for k, v in log_vars.items()}
+            raise FloatingPointError(
+                f'HIDiffGAN: non-finite loss at iteration {self._iteration()}: {values}; '
+                'stopped before the update, the weights are unchanged')
+        return loss, log_vars
+
     # ---------------------------------------------------------------- training
     def _iteration(self) -> int:
         """The runner's iteration (so resumed runs keep disc_steps phases), else own count."""
         iteration = MessageHub.get_current_instance().get_info('iter')
         return int(self.step_counter) if iteration is None else int(iteration)
 
-    def train_step(self, data, optim_wrapper: OptimWrapperDict) -> Dict[str, torch.Tensor]:
+    def train_step(self, data: dict, optim_wrapper: OptimWrapperDict) -> Dict[str, torch.Tensor]:
         """One iteration: a G update (every ``disc_steps``-th iteration after
         ``disc_init_steps``) with D frozen, then ``disc_repeat`` D updates on the detached
         output, with G untouched. Returns the log variables."""

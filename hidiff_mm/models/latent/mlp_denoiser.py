@@ -42,5 +42,6 @@ class HIDiffMLPDenoiser(nn.Module):
     def forward(self, z_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """z_t, cond: (B, N, C'); t: (B,) 0-based step indices -> (B, N, C')."""
         b, n, _ = z_t.shape
-        time = (t.to(z_t.dtype) / self.time_scale).view(b, 1, 1).expand(b, n, 1)
+        # float32 division whatever the latents' dtype, as the official ``t.float() / 50``
+        time = (t.float() / self.time_scale).to(z_t.dtype).view(b, 1, 1).expand(b, n, 1)
         return self.resmlp(torch.cat([cond, time, z_t], dim=-1))

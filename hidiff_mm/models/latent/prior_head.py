@@ -34,15 +34,9 @@ class LatentPriorHead(nn.Module):
         self.denoiser = MODELS.build(denoiser)
         self.scheduler = DIFFUSION_SCHEDULERS.build(scheduler)
 
-    def forward(self,
-                blur: torch.Tensor,
-                z_start: Optional[torch.Tensor] = None,
-                generator: Optional[torch.Generator] = None,
-                return_intermediates: bool = False,
-                num_inference_steps: Optional[int] = None
-                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+    def forward(self, *args, **kwargs):
         """:meth:`sample` (so that a DDP wrapper around this head sees the work)."""
-        return self.sample(blur, z_start, generator, return_intermediates, num_inference_steps)
+        return self.sample(*args, **kwargs)
 
     def encode(self, blur: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
         """blur, sharp: (B, 3, H, W) -> stage-1 prior (B, N, C')."""
@@ -59,7 +53,9 @@ class LatentPriorHead(nn.Module):
                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
         """blur: (B, 3, H, W) -> diffusion prior (B, N, C') (and the chain if asked).
 
-        ``num_inference_steps`` runs a strided chain (see ``HIDiffScheduler.sample``).
+        Without ``z_start`` the chain starts at ``z_T ~ N(0, I)``; with it (stage-2 training) at
+        ``scheduler.add_noise(z_start, eps, T - 1)``. ``num_inference_steps`` runs an evenly
+        spaced subset of the T steps (see :meth:`reverse_chain`).
         """
         cond = self.encoder_s2(blur)
         if z_start is None:
@@ -68,6 +64,31 @@ class LatentPriorHead(nn.Module):
         else:
             noise = torch.randn(z_start.shape, generator=generator, device=z_start.device,
                                 dtype=z_start.dtype)
-            z_T = self.scheduler.add_noise(z_start, noise)
-        return self.scheduler.sample(self.denoiser, z_T, cond, generator, return_intermediates,
-                                     num_inference_steps)
+            z_T = self.scheduler.add_noise(z_start, noise, len(self.scheduler) - 1)
+        return self.reverse_chain(z_T, cond, generator, return_intermediates,
+                                  num_inference_steps)
+
+    def reverse_chain(self,
+                      z_T: torch.Tensor,
+                      cond: torch.Tensor,
+                      generator: Optional[torch.Generator] = None,
+                      return_intermediates: bool = False,
+                      num_inference_steps: Optional[int] = None
+                      ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """The sampling loop: ``z_T`` (B, N, C') to ``z_0`` given the condition ``cond``.
+
+        ``scheduler.set_timesteps(num_inference_steps)`` picks the steps (``None``: all T, the
+        trained chain; fewer is an approximation the official models were not trained for);
+        at each the denoiser sees ``(z_t, cond, t)`` with ``t`` a ``(B,)`` long tensor of 0-based
+        steps, and ``scheduler.step`` gives the next latent. Autograd flows through every step
+        when enabled. With ``return_intermediates`` also returns ``[z_T, ..., z_0]``.
+        """
+        self.scheduler.set_timesteps(num_inference_steps)
+        z = z_T
+        intermediates = [z]
+        for t in self.scheduler.timesteps.tolist():
+            steps = torch.full((z.shape[0], ), t, dtype=torch.long, device=z.device)
+            z = self.scheduler.step(self.denoiser(z, cond, steps), t, z,
+                                    generator=generator).prev_sample
+            intermediates.append(z)
+        return (z, intermediates) if return_intermediates else z

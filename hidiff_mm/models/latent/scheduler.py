@@ -1,11 +1,18 @@
-"""HI-Diff's diffusion schedule and deterministic posterior-mean sampler (no network inside)."""
-from typing import Callable, List, Optional, Tuple, Union
+"""HI-Diff's diffusion schedule and its deterministic posterior-mean step (no network inside).
+
+The interface is the one of diffusers' and MMagic's schedulers (``set_timesteps``,
+``timesteps``, ``step(model_output, timestep, sample)``, ``add_noise(sample, noise,
+timesteps)``), so the sampling loop that calls the denoiser lives once, in
+:class:`~hidiff_mm.models.latent.prior_head.LatentPriorHead`, and works for any step subset.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmagic.registry import DIFFUSION_SCHEDULERS
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Timesteps = Union[int, torch.Tensor]
 
 
 def make_betas(schedule: str, num_steps: int, beta_start: float, beta_end: float) -> np.ndarray:
@@ -24,15 +31,38 @@ def make_betas(schedule: str, num_steps: int, beta_start: float, beta_end: float
     raise ValueError(f"beta_schedule must be 'linear' or 'sqrt_linear', got {schedule!r}")
 
 
+def check_num_inference_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
+    """Raise ``ValueError`` unless ``num_inference_steps`` is an integer in [1, T]."""
+    if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
+            or not 1 <= num_inference_steps <= num_train_timesteps):
+        raise ValueError(f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
+                         f'(the schedule has T = {num_train_timesteps} steps), '
+                         f'got {num_inference_steps!r}')
+
+
+@dataclass
+class HIDiffSchedulerOutput:
+    """What :meth:`HIDiffScheduler.step` returns (diffusers' field names).
+
+    Attributes:
+        prev_sample: ``z_s`` at the next visited step, same shape as the sample ``(B, N, C')``.
+        pred_original_sample: the (optionally clamped) ``x0`` estimate at this step.
+    """
+
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
+
+
 @DIFFUSION_SCHEDULERS.register_module()
 class HIDiffScheduler:
-    """T-step DDPM schedule with HI-Diff's deterministic sampler: posterior means, no noise.
+    """T-step DDPM schedule with HI-Diff's deterministic step: the posterior mean, no noise.
 
-    Training starts the chain at ``z_T = add_noise(z, eps)`` and back-propagates through all
-    T steps; inference starts from ``z_T ~ N(0, I)``. Each step turns the denoiser output into
-    ``x0`` (eps- or x0-parameterisation, optionally clamped) and returns the posterior mean
-    ``coef1_t * x0 + coef2_t * z_t``. Coefficients are computed in float64 and stored in float32,
-    as in the official code. Defaults are the GoPro model.
+    Each step turns the denoiser output into ``x0`` (eps- or x0-parameterisation, optionally
+    clamped) and returns the mean of q(z_s | z_t, x0), ``coef1 * x0 + coef2 * z_t``, where ``s``
+    is the next step :meth:`set_timesteps` chose (``t - 1`` for the full chain, the clean end
+    after the last step). Coefficients are computed and stored in float64 and cast to the dtype
+    of the latents at use, so float32 latents see exactly the official float32 buffers and float64
+    latents (the parity tests) the unrounded values. Defaults are the GoPro model.
 
     Args:
         num_train_timesteps: T (GoPro 8, RealBlur 16).
@@ -41,12 +71,14 @@ class HIDiffScheduler:
         prediction_type: ``'epsilon'`` (GoPro) or ``'sample'`` (x0, RealBlur).
         clip_sample: clamp the x0 estimate to ``[-clip_sample_range, clip_sample_range]``
             (GoPro True, RealBlur False).
-        legacy_start_point: the official GoPro start point
-            ``abar_T * z + sqrt(1 - abar_T^2) * eps`` instead of DDPM's
-            ``sqrt(abar_T) * z + sqrt(1 - abar_T) * eps`` (RealBlur uses the latter).
+        legacy_start_point: :meth:`add_noise` uses the official GoPro form
+            ``abar_t * z + sqrt(1 - abar_t^2) * eps`` instead of DDPM's
+            ``sqrt(abar_t) * z + sqrt(1 - abar_t) * eps`` (RealBlur uses the latter).
         draw_step_noise: draw one unused ``N(0, I)`` sample per step, as the official RealBlur
-            (ldm) sampler does; only the RNG stream changes, never the output of this sample.
+            (ldm) sampler does; only the RNG stream changes, never the output.
     """
+
+    order = 1
 
     def __init__(self,
                  num_train_timesteps: int = 8,
@@ -71,31 +103,70 @@ class HIDiffScheduler:
         self.clip_sample_range = clip_sample_range
         self.legacy_start_point = legacy_start_point
         self.draw_step_noise = draw_step_noise
-        f32 = torch.float32
-        self.betas = torch.tensor(betas, dtype=f32)
-        self.alphas_cumprod = torch.tensor(abar, dtype=f32)
-        self.alphas_cumprod_prev = torch.tensor(abar_prev, dtype=f32)
-        self.sqrt_alphas_cumprod = torch.tensor(np.sqrt(abar), dtype=f32)
-        self.sqrt_one_minus_alphas_cumprod = torch.tensor(np.sqrt(1. - abar), dtype=f32)
-        self.sqrt_recip_alphas_cumprod = torch.tensor(np.sqrt(1. / abar), dtype=f32)
-        self.sqrt_recipm1_alphas_cumprod = torch.tensor(np.sqrt(1. / abar - 1), dtype=f32)
+        f64 = torch.float64
+        self.betas = torch.tensor(betas, dtype=f64)
+        self.alphas_cumprod = torch.tensor(abar, dtype=f64)
+        self.alphas_cumprod_prev = torch.tensor(abar_prev, dtype=f64)
+        self.sqrt_alphas_cumprod = torch.tensor(np.sqrt(abar), dtype=f64)
+        self.sqrt_one_minus_alphas_cumprod = torch.tensor(np.sqrt(1. - abar), dtype=f64)
+        self.sqrt_recip_alphas_cumprod = torch.tensor(np.sqrt(1. / abar), dtype=f64)
+        self.sqrt_recipm1_alphas_cumprod = torch.tensor(np.sqrt(1. / abar - 1), dtype=f64)
         self.posterior_mean_coef1 = torch.tensor(
-            betas * np.sqrt(abar_prev) / (1. - abar), dtype=f32)
+            betas * np.sqrt(abar_prev) / (1. - abar), dtype=f64)
         self.posterior_mean_coef2 = torch.tensor(
-            (1. - abar_prev) * np.sqrt(alphas) / (1. - abar), dtype=f32)
-        self._abar64 = abar  # float64, for the strided sampler's coefficients
+            (1. - abar_prev) * np.sqrt(alphas) / (1. - abar), dtype=f64)
+        self.set_timesteps()
 
-    def _coef(self, name: str, t: int, ref: torch.Tensor) -> torch.Tensor:
-        return getattr(self, name)[t].to(device=ref.device, dtype=ref.dtype)
+    def __len__(self) -> int:
+        return self.num_train_timesteps
 
-    def add_noise(self, z0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """The training start point ``z_T`` from a clean prior ``z0`` and ``noise`` (same shape)."""
-        last = self.num_train_timesteps - 1
+    def _coef(self, name: str, t: Timesteps, ref: torch.Tensor) -> torch.Tensor:
+        """Table ``name`` at step(s) ``t`` in ``ref``'s dtype/device, broadcastable to it."""
+        table = getattr(self, name)
+        if isinstance(t, torch.Tensor) and t.ndim > 0:
+            values = table[t.cpu().long()]
+            return values.to(ref.device, ref.dtype).view(-1, *([1] * (ref.ndim - 1)))
+        return table[int(t)].to(device=ref.device, dtype=ref.dtype)
+
+    def inference_timesteps(self, num_inference_steps: Optional[int] = None) -> List[int]:
+        """The 0-based steps a chain of ``num_inference_steps`` visits, in order: all T
+        (``None``) or an evenly spaced subsequence that starts at ``T - 1`` (the noise level of
+        ``z_T``) and, for two or more steps, ends at 0.
+
+        ``round(linspace(T - 1, 0, n))``; e.g. T = 8: n = 4 -> [7, 5, 2, 0], n = 2 -> [7, 0].
+        """
+        num_train = self.num_train_timesteps
+        if num_inference_steps is None:
+            return list(reversed(range(num_train)))
+        check_num_inference_steps(num_inference_steps, num_train)
+        steps = np.round(np.linspace(num_train - 1, 0, num_inference_steps)).astype(int)
+        return [int(t) for t in steps]  # distinct: the spacing is >= 1 because n <= T
+
+    def set_timesteps(self, num_inference_steps: Optional[int] = None,
+                      device: Optional[Union[str, torch.device]] = None) -> None:
+        """Choose the steps of the next chain (see :meth:`inference_timesteps`); they are
+        ``self.timesteps``, a descending long tensor."""
+        self.timesteps = torch.tensor(self.inference_timesteps(num_inference_steps),
+                                      dtype=torch.long, device=device)
+
+    def previous_timestep(self, timestep: int) -> int:
+        """The step after ``timestep`` in ``self.timesteps``; -1 (the clean end) after the last."""
+        visited = self.timesteps.tolist()
+        if timestep not in visited:
+            raise ValueError(f'step {timestep} is not among the chosen timesteps {visited}; '
+                             'call set_timesteps first')
+        i = visited.index(timestep)
+        return visited[i + 1] if i + 1 < len(visited) else -1
+
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor,
+                  timesteps: Timesteps) -> torch.Tensor:
+        """``z_t`` from clean latents ``(B, N, C')``, ``noise`` (same shape) and ``timesteps``
+        (an int or a ``(B,)`` long tensor of 0-based steps; HI-Diff trains from ``T - 1``)."""
         if self.legacy_start_point:
-            abar = self._coef('alphas_cumprod', last, z0)
-            return abar * z0 + (1 - abar**2).sqrt() * noise
-        return (self._coef('sqrt_alphas_cumprod', last, z0) * z0 +
-                self._coef('sqrt_one_minus_alphas_cumprod', last, z0) * noise)
+            abar = self._coef('alphas_cumprod', timesteps, original_samples)
+            return abar * original_samples + (1 - abar**2).sqrt() * noise
+        return (self._coef('sqrt_alphas_cumprod', timesteps, original_samples) * original_samples
+                + self._coef('sqrt_one_minus_alphas_cumprod', timesteps, original_samples) * noise)
 
     def predict_x0(self, model_output: torch.Tensor, t: int, z_t: torch.Tensor) -> torch.Tensor:
         """The (optionally clamped) ``x0`` estimate at step ``t`` (0-based)."""
@@ -108,30 +179,6 @@ class HIDiffScheduler:
             x0 = x0.clamp(-self.clip_sample_range, self.clip_sample_range)
         return x0
 
-    def step(self, model_output: torch.Tensor, t: int, z_t: torch.Tensor) -> torch.Tensor:
-        """One reverse step ``z_t -> z_{t-1}``: the posterior mean of q(z_{t-1} | z_t, x0)."""
-        x0 = self.predict_x0(model_output, t, z_t)
-        return (self._coef('posterior_mean_coef1', t, z_t) * x0 +
-                self._coef('posterior_mean_coef2', t, z_t) * z_t)
-
-    def inference_timesteps(self, num_inference_steps: Optional[int] = None) -> List[int]:
-        """The 0-based steps the sampler visits, in order: all T (``None``) or an evenly spaced
-        subsequence of ``num_inference_steps`` of them that always starts at ``T - 1`` (the
-        noise level of ``z_T``) and, for two or more steps, ends at 0.
-
-        ``round(linspace(T - 1, 0, n))``; e.g. T = 8: n = 4 -> [7, 5, 2, 0], n = 2 -> [7, 0].
-        """
-        num_train = self.num_train_timesteps
-        if num_inference_steps is None:
-            return list(reversed(range(num_train)))
-        if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
-                or not 1 <= num_inference_steps <= num_train):
-            raise ValueError(f'num_inference_steps must be an integer in [1, {num_train}] '
-                             f'(the schedule has T = {num_train} steps), '
-                             f'got {num_inference_steps!r}')
-        steps = np.round(np.linspace(num_train - 1, 0, num_inference_steps)).astype(int)
-        return [int(t) for t in steps]  # distinct: the spacing is >= 1 because n <= T
-
     def posterior_coefs(self, t: int, s: int) -> Tuple[float, float]:
         """``(coef1, coef2)`` of the DDPM posterior mean ``E[z_s | z_t, x0] = coef1 * x0 +
         coef2 * z_t`` for ``-1 <= s < t`` (``s = -1``: the clean end, abar = 1), in float64:
@@ -139,74 +186,37 @@ class HIDiffScheduler:
         ``coef1 = sqrt(abar_s) (1 - abar_t / abar_s) / (1 - abar_t)``,
         ``coef2 = sqrt(abar_t / abar_s) (1 - abar_s) / (1 - abar_t)``.
 
-        With ``s = t - 1`` these are the usual one-step coefficients (equal to the stored
-        float32 ``posterior_mean_coef1/2`` up to float32 rounding).
+        With ``s = t - 1`` these are the usual one-step coefficients ``posterior_mean_coef1/2``
+        (up to float64 rounding).
         """
         if not -1 <= s < t < self.num_train_timesteps:
             raise ValueError(f'need -1 <= s < t < {self.num_train_timesteps}, got t={t}, s={s}')
-        abar_t = float(self._abar64[t])
-        abar_s = 1.0 if s < 0 else float(self._abar64[s])
+        abar_t = float(self.alphas_cumprod[t])
+        abar_s = 1.0 if s < 0 else float(self.alphas_cumprod[s])
         coef1 = np.sqrt(abar_s) * (1. - abar_t / abar_s) / (1. - abar_t)
         coef2 = np.sqrt(abar_t / abar_s) * (1. - abar_s) / (1. - abar_t)
         return float(coef1), float(coef2)
 
-    def sample(self,
-               denoiser: Denoiser,
-               z_T: torch.Tensor,
-               cond: torch.Tensor,
-               generator: Optional[torch.Generator] = None,
-               return_intermediates: bool = False,
-               num_inference_steps: Optional[int] = None
-               ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Run the T-step chain from ``z_T`` (B, N, C') given the condition ``cond`` (B, N, C').
+    def step(self, model_output: torch.Tensor, timestep: Timesteps, sample: torch.Tensor,
+             generator: Optional[torch.Generator] = None) -> HIDiffSchedulerOutput:
+        """One reverse step from ``sample = z_t`` (B, N, C') given the denoiser's output.
 
-        ``denoiser(z_t, cond, t)`` receives ``t`` as a ``(B,)`` long tensor of 0-based steps.
-        Autograd flows through every step when enabled. With ``return_intermediates`` also
-        returns ``[z_T, z_{T-1}, ..., z_0]``.
-
-        ``num_inference_steps`` (``None`` or T: the full chain, unchanged) runs only the
-        evenly spaced steps of :meth:`inference_timesteps`; each jumps from its step ``t`` to
-        the next chosen step ``s`` with the posterior mean of q(z_s | z_t, x0)
-        (:meth:`posterior_coefs`; the stored one-step coefficients where ``s = t - 1``), and
-        the last one to the clean end. The intermediates are then ``num_inference_steps + 1``
-        long. The official models were trained through the full chain only, so fewer steps
-        is an approximation of the trained sampler.
+        The next step ``s`` is the one after ``timestep`` in ``self.timesteps``: for ``s = t - 1``
+        the stored one-step coefficients are used (the official chain, bit for bit), for a jump
+        :meth:`posterior_coefs`. Autograd flows through when enabled.
         """
-        if num_inference_steps is not None:
-            self.inference_timesteps(num_inference_steps)  # validates
-        if num_inference_steps is not None and num_inference_steps != self.num_train_timesteps:
-            return self._sample_strided(denoiser, z_T, cond, generator, return_intermediates,
-                                        num_inference_steps)
-        z = z_T
-        intermediates = [z]
-        for t in reversed(range(self.num_train_timesteps)):
-            steps = torch.full((z.shape[0], ), t, dtype=torch.long, device=z.device)
-            z = self.step(denoiser(z, cond, steps), t, z)
-            if self.draw_step_noise:
-                torch.randn(z.shape, generator=generator, device=z.device)
-            intermediates.append(z)
-        return (z, intermediates) if return_intermediates else z
-
-    def _sample_strided(self, denoiser: Denoiser, z_T: torch.Tensor, cond: torch.Tensor,
-                        generator: Optional[torch.Generator], return_intermediates: bool,
-                        num_inference_steps: int
-                        ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
-        timesteps = self.inference_timesteps(num_inference_steps)
-        z = z_T
-        intermediates = [z]
-        for i, t in enumerate(timesteps):
-            s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-            steps = torch.full((z.shape[0], ), t, dtype=torch.long, device=z.device)
-            x0 = self.predict_x0(denoiser(z, cond, steps), t, z)
-            if s == t - 1:
-                coef1 = self._coef('posterior_mean_coef1', t, z)
-                coef2 = self._coef('posterior_mean_coef2', t, z)
-            else:
-                c1, c2 = self.posterior_coefs(t, s)
-                coef1 = torch.tensor(c1, dtype=torch.float32).to(device=z.device, dtype=z.dtype)
-                coef2 = torch.tensor(c2, dtype=torch.float32).to(device=z.device, dtype=z.dtype)
-            z = coef1 * x0 + coef2 * z
-            if self.draw_step_noise:
-                torch.randn(z.shape, generator=generator, device=z.device)
-            intermediates.append(z)
-        return (z, intermediates) if return_intermediates else z
+        t = int(timestep)
+        s = self.previous_timestep(t)
+        x0 = self.predict_x0(model_output, t, sample)
+        if s == t - 1:
+            coef1 = self._coef('posterior_mean_coef1', t, sample)
+            coef2 = self._coef('posterior_mean_coef2', t, sample)
+        else:
+            c1, c2 = self.posterior_coefs(t, s)
+            coef1 = torch.tensor(c1, dtype=sample.dtype, device=sample.device)
+            coef2 = torch.tensor(c2, dtype=sample.dtype, device=sample.device)
+        prev = coef1 * x0 + coef2 * sample
+        if self.draw_step_noise:
+            torch.randn(sample.shape, generator=generator, device=sample.device,
+                        dtype=sample.dtype)
+        return HIDiffSchedulerOutput(prev_sample=prev, pred_original_sample=x0)

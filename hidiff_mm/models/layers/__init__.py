@@ -1,7 +1,7 @@
-from .fast_path import set_fast_path
+from .fast_path import FAST_FORMS, convert_to_exact, convert_to_fast
 from .him import HIM
 from .layer_norm import HIDiffLayerNorm
-from .padding import pad_to_multiple
 from .prior_pyramid import PriorTokenPool
 
-__all__ = ['HIM', 'HIDiffLayerNorm', 'PriorTokenPool', 'pad_to_multiple', 'set_fast_path']
+__all__ = ['FAST_FORMS', 'HIM', 'HIDiffLayerNorm', 'PriorTokenPool', 'convert_to_exact',
+           'convert_to_fast']

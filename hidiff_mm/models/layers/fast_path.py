@@ -1,48 +1,144 @@
-"""The fast-path switch and the helpers shared by the fast forwards of the Transformer blocks.
+"""The fast forms of the Transformer's modules and the model-wide switch between the forms.
 
-Every module with a ``fast_path`` attribute (layer norm, MDTA, GDFN, HIM and the Transformer)
-has two forwards with the same parameters: the exact one, written like the official code, and
-a fast one that keeps feature maps channels-last, fuses the layer norm, the residual adds and
-the output projections, and folds HIM's projections into its prior tokens. The fast path is a
-CPU path: on other devices (CUDA) these modules run their exact forwards, which were faster
-there (``docs/performance.md`` has the measurements and lists what each lever gives on CPU).
-Without autograd, MDTA and GDFN also run their wide intermediate tensors in row strips of at
-most ``strip_pixels`` pixels, which bounds the memory of a forward pass without changing its
-result (a 3x3 depthwise conv needs one halo row each side).
+Each pair in :data:`FAST_FORMS` is an exact module, written like the official code, and its fast
+form: a subclass with the same constructor, parameters and state-dict keys whose forward keeps
+feature maps channels-last, fuses the layer norm, the residual adds and the output projections,
+and folds HIM's projections into its prior tokens (``docs/performance.md`` lists what each lever
+gives). Without autograd, the fast MDTA and GDFN also make their wide intermediate tensors in
+row strips of at most ``strip_pixels`` pixels, which bounds the memory of a forward pass without
+changing its result (a 3x3 depthwise conv needs one halo row each side).
+
+A module's class says which arithmetic it runs; nothing depends on the tensor's device. A model
+changes form only as a whole, by :func:`convert_to_fast` / :func:`convert_to_exact`, which swap
+the class of every listed module in place (parameters, buffers, hooks and the optimizer's
+references are untouched, as in RepVGG's ``switch_to_deploy`` but without re-parametrising).
+The networks built from these modules (``HIDiffTransformer``, ``PriorGuidedBackbone``) take a
+``fast_path`` setting, applied when they are built and whenever they are moved (``.to()``,
+``.cuda()``, ...): ``'cpu'`` (default) gives the fast form while the parameters are on the CPU,
+where it was measured to win, and the exact form elsewhere (on CUDA it lost); ``True`` and
+``False`` pin one form. An explicit conversion pins the form it converts to.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Type, Union
 
 import torch
 from torch import nn
 
 DEFAULT_STRIP_PIXELS = 1 << 16
 
+#: The (exact, fast) module pairs, filled by :func:`fast_form_of`; the equivalence tests are
+#: generated from it (``tests/models/test_fast_path.py``).
+FAST_FORMS: List[Tuple[Type[nn.Module], Type[nn.Module]]] = []
 
-def set_fast_path(module: nn.Module, enabled: bool = True,
-                  strip_pixels: Optional[int] = None) -> nn.Module:
-    """Switch every sub-module of ``module`` that has a fast path to it (or back to exact).
+
+def fast_form_of(exact: Type[nn.Module]) -> Callable[[type], type]:
+    """Class decorator: register the decorated class as the fast form of ``exact``.
+
+    The fast form must subclass ``exact`` and add no constructor or state of its own, so that
+    the one can become the other by a class swap.
+    """
+
+    def register(fast: type) -> type:
+        if not issubclass(fast, exact) or '__init__' in vars(fast):
+            raise TypeError(f'{fast.__name__} must subclass {exact.__name__} without a '
+                            'constructor of its own to be its fast form')
+        if any(known is exact for known, _ in FAST_FORMS):
+            raise ValueError(f'{exact.__name__} already has a fast form')
+        FAST_FORMS.append((exact, fast))
+        return fast
+
+    return register
+
+
+def _check_strip_pixels(strip_pixels: int) -> None:
+    if strip_pixels < 1:
+        raise ValueError(f'strip_pixels must be positive, got {strip_pixels}')
+
+
+def _swap_forms(module: nn.Module, fast: bool,
+                strip_pixels: int = DEFAULT_STRIP_PIXELS) -> nn.Module:
+    """Give every listed module in ``module`` (itself included) its fast or exact class; fast
+    modules that run in row strips get ``strip_pixels``."""
+    _check_strip_pixels(strip_pixels)
+    forms = dict(FAST_FORMS) if fast else {f: e for e, f in FAST_FORMS}
+    for sub in module.modules():
+        form = forms.get(type(sub), type(sub))
+        if hasattr(form, 'strip_pixels'):  # a fast form that runs in row strips
+            sub.strip_pixels = strip_pixels
+        elif hasattr(type(sub), 'strip_pixels'):  # leaving one
+            sub.__dict__.pop('strip_pixels', None)
+        sub.__class__ = form
+    return module
+
+
+def _pin(module: nn.Module, fast: bool, strip_pixels: Optional[int] = None) -> None:
+    """Set ``fast_path`` (and ``strip_pixels``) of every network in ``module`` that has the
+    setting, so that moving it later keeps the form."""
+    for sub in module.modules():
+        if isinstance(sub, FastPathPolicy):
+            sub.fast_path = fast
+            if strip_pixels is not None:
+                sub.strip_pixels = strip_pixels
+
+
+def convert_to_fast(module: nn.Module, strip_pixels: int = DEFAULT_STRIP_PIXELS) -> nn.Module:
+    """Switch every module of ``module`` that has a fast form to it, on any device, in place.
 
     Args:
-        module: any module; those without a ``fast_path`` attribute are left alone.
-        enabled: True for the fast path, False for the exact (reference) path.
-        strip_pixels: if given, the row-strip size (in pixels) of MDTA / GDFN without autograd.
+        module: any module; modules without a fast form are left alone.
+        strip_pixels: the row-strip size, in pixels, of MDTA / GDFN without autograd.
 
     Returns:
         ``module``, for chaining.
     """
-    if strip_pixels is not None and strip_pixels < 1:
-        raise ValueError(f'strip_pixels must be positive, got {strip_pixels}')
-    for sub in module.modules():
-        if hasattr(sub, 'fast_path'):
-            sub.fast_path = enabled
-        if strip_pixels is not None and hasattr(sub, 'strip_pixels'):
-            sub.strip_pixels = strip_pixels
-    return module
+    _check_strip_pixels(strip_pixels)
+    _pin(module, True, strip_pixels)
+    return _swap_forms(module, True, strip_pixels)
 
 
-def use_fast(module: nn.Module, x: torch.Tensor) -> bool:
-    """Whether ``module`` runs its fast forward on ``x``: switched on, and ``x`` on the CPU."""
-    return module.fast_path and x.device.type == 'cpu'
+def convert_to_exact(module: nn.Module) -> nn.Module:
+    """Switch every fast module of ``module`` back to its exact (official-style) form, in place.
+
+    Returns:
+        ``module``, for chaining.
+    """
+    _pin(module, False)
+    return _swap_forms(module, False)
+
+
+class FastPathPolicy(nn.Module):
+    """Base of a network built from modules with fast forms: applies its ``fast_path`` setting.
+
+    Subclasses call :meth:`configure_fast_path` at the end of their constructor (a later call
+    changes the setting). The setting is applied again after every ``_apply`` (what ``.to()``,
+    ``.cuda()``, ``.cpu()``, ``.double()`` run), so with ``'cpu'`` a model moved to CUDA runs
+    its exact form there.
+    """
+
+    fast_path: Union[bool, str]
+    strip_pixels: int
+
+    def configure_fast_path(self, fast_path: Union[bool, str],
+                            strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
+        """Store the setting (True, False or ``'cpu'``) and give the modules their form."""
+        if fast_path not in (True, False, 'cpu'):
+            raise ValueError(f"fast_path must be True, False or 'cpu', got {fast_path!r}")
+        _check_strip_pixels(strip_pixels)
+        self.fast_path = fast_path
+        self.strip_pixels = strip_pixels
+        self.follow_fast_path()
+
+    def follow_fast_path(self) -> None:
+        """Give every module the form that ``fast_path`` asks for where the parameters are."""
+        param = next(self.parameters(), None)
+        on_cpu = param is None or param.device.type == 'cpu'
+        fast = on_cpu if self.fast_path == 'cpu' else bool(self.fast_path)
+        _swap_forms(self, fast, self.strip_pixels)
+
+    def _apply(self, fn, *args, **kwargs):
+        result = super()._apply(fn, *args, **kwargs)
+        if 'fast_path' in vars(self):  # not while the constructor is still running
+            self.follow_fast_path()
+        return result
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:

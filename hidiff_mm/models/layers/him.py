@@ -3,7 +3,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
-from .fast_path import add_product, channels_last, from_nhwc, nhwc, use_fast
+from .fast_path import add_product, channels_last, fast_form_of, from_nhwc, nhwc
 from .layer_norm import HIDiffLayerNorm
 
 
@@ -15,11 +15,7 @@ class HIM(nn.Module):
     ``forward(x: (B, C, H, W), prior: (B, N, C')) -> (B, C, H, W)``, a residual update
     ``x + proj(softmax(q k^T / sqrt(d)) v)`` where ``q = Wq LN(x)`` and ``k, v = Wkv LN(prior)``.
 
-    Fast path: with only N prior tokens, the query projection is folded into the keys
-    (``q_h k_h^T = LN(x) (k_h Wq_h)^T``) and the output projection into the values
-    (``P_h v_h Wp_h^T``), so the whole module is two GEMMs over the pixels with inner sizes C and
-    heads x N, instead of a C x C projection before and after the attention. The output keeps
-    the input's memory layout (channels-last in HI-Diff, whatever a wrapped backbone uses).
+    This is the exact form, as the official code computes it; :class:`FastHIM` is the fast one.
 
     Args:
         channels: C, the feature width.
@@ -49,15 +45,16 @@ class HIM(nn.Module):
         self.q = nn.Linear(channels, channels, bias=bias)
         self.kv = nn.Linear(prior_channels, 2 * channels, bias=False)
         self.proj = nn.Linear(channels, channels, bias=True)
-        self.fast_path = True
 
-    def forward(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, H, W); prior: (B, N, C') -> (B, C, H, W)."""
+    def check_prior(self, prior: torch.Tensor) -> None:
+        """Raise ValueError unless ``prior`` is ``(B, N, C')``."""
         if prior.dim() != 3 or prior.shape[-1] != self.prior_channels:
             raise ValueError(f'HIM expects a prior of shape (B, N, {self.prior_channels}), '
                              f'got {tuple(prior.shape)}')
-        if use_fast(self, x):
-            return self._forward_fast(x, prior)
+
+    def forward(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W); prior: (B, N, C') -> (B, C, H, W)."""
+        self.check_prior(prior)
         b, c, h, w = x.shape
         heads = self.num_heads
         tokens = x.flatten(2).transpose(1, 2)                      # (B, HW, C)
@@ -71,7 +68,18 @@ class HIM(nn.Module):
         tokens = tokens + self.proj(out)
         return tokens.transpose(1, 2).reshape(b, c, h, w).contiguous()
 
-    def _forward_fast(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+
+@fast_form_of(HIM)
+class FastHIM(HIM):
+    """HIM's fast form. With only N prior tokens, the query projection is folded into the keys
+    (``q_h k_h^T = LN(x) (k_h Wq_h)^T``) and the output projection into the values
+    (``P_h v_h Wp_h^T``), so the whole module is two GEMMs over the pixels with inner sizes C and
+    heads x N, instead of a C x C projection before and after the attention. The output keeps
+    the input's memory layout (channels-last in HI-Diff, whatever a wrapped backbone uses)."""
+
+    def forward(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W); prior: (B, N, C') -> (B, C, H, W)."""
+        self.check_prior(prior)
         b, c, h, w = x.shape
         heads, d = self.num_heads, c // self.num_heads
         n = prior.shape[1]

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fast_path import nhwc, use_fast
+from .fast_path import fast_form_of, nhwc
 
 
 class _LayerNormBody(nn.Module):
@@ -27,7 +27,7 @@ class _LayerNormBody(nn.Module):
         mu = x.mean(-1, keepdim=True)
         return (x - mu) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
-    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
         """The same function in one fused kernel (``F.layer_norm``) where it exists."""
         if self.with_bias:
             return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
@@ -41,9 +41,8 @@ class HIDiffLayerNorm(nn.Module):
 
     The parameters live in ``.body`` (state keys ``<name>.body.weight`` / ``.body.bias``), as in the
     official release. Feature maps are normalised per pixel over ``C``; tokens over the last axis.
-
-    The fast path (``fast_path=True``, see :func:`~.fast_path.set_fast_path`) normalises a map
-    in one fused kernel and returns it channels-last; the exact path follows the official code.
+    This is the exact form, as the official code computes it; :class:`FastHIDiffLayerNorm` is the
+    fast one.
 
     Args:
         channels: C.
@@ -55,10 +54,21 @@ class HIDiffLayerNorm(nn.Module):
         if norm_type not in ('WithBias', 'BiasFree'):
             raise ValueError(f"norm_type must be 'WithBias' or 'BiasFree', got {norm_type!r}")
         self.body = _LayerNormBody(channels, with_bias=norm_type == 'WithBias')
-        self.fast_path = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        norm = self.body.forward_fast if use_fast(self, x) else self.body
+        return self._over_channels(x, self.body)
+
+    @staticmethod
+    def _over_channels(x: torch.Tensor, norm) -> torch.Tensor:
+        """``norm`` (over the last axis) applied over the channels of a map or to tokens."""
         if x.dim() == 4:
             return norm(nhwc(x)).permute(0, 3, 1, 2)
         return norm(x)
+
+
+@fast_form_of(HIDiffLayerNorm)
+class FastHIDiffLayerNorm(HIDiffLayerNorm):
+    """The fast form: the same normalisation in one fused kernel where there is one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._over_channels(x, self.body.fused)

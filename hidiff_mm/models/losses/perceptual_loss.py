@@ -6,35 +6,23 @@ its ``pretrained`` argument says, so it needs the internet at construction. ``Lo
 takes the same arguments and returns the same ``(perceptual, style)`` tuple, but reads the VGG
 weights from a torchvision-format state dict on disk (``vgg_path``) and never downloads.
 """
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 from mmagic.registry import MODELS
 
-from ...utils.io import load_weights_file
+from hidiff_mm.utils.torchvision_weights import (IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_FILES,
+                                                 features_layout, load_local_state_dict)
 
-# torchvision builder -> the file its IMAGENET1K_V1 weights download to
-TORCHVISION_VGG_FILES = {
-    'vgg11': 'vgg11-8a719046.pth',
-    'vgg13': 'vgg13-19584684.pth',
-    'vgg16': 'vgg16-397923af.pth',
-    'vgg19': 'vgg19-dcbb9e9d.pth',
-}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DOC = 'docs/perceptual.md'
 
 
 def _vgg_features_meta(vgg_type: str) -> nn.Sequential:
-    if vgg_type not in TORCHVISION_VGG_FILES:
-        raise ValueError(f'vgg_type must be one of {sorted(TORCHVISION_VGG_FILES)}, '
-                         f'got {vgg_type!r}')
-    with torch.device('meta'):  # layout only: no random init, no classifier memory
-        return getattr(torchvision.models, vgg_type)(weights=None).features
+    if not vgg_type.startswith('vgg'):
+        raise ValueError(f'vgg_type must be a VGG (vgg11, vgg13, vgg16, vgg19), got {vgg_type!r}')
+    return features_layout(vgg_type)
 
 
 def vgg_layer_names(vgg_type: str = 'vgg19') -> Dict[str, int]:
@@ -74,15 +62,12 @@ def resolve_layer(name, vgg_type: str = 'vgg19') -> int:
 
 def load_vgg_state(path: Optional[str], vgg_type: str, key: str = 'vgg_path') -> dict:
     """Check that ``path`` exists and load it as a plain state dict (tensors only)."""
-    if path is None or not osp.isfile(path):
-        raise FileNotFoundError(
-            f'LocalPerceptualLoss: `{key}` (model.perceptual_loss.{key} in the HI-Diff-PE '
-            f'configs) is {path!r}, which is not an existing file. It must be a '
-            f'torchvision-format {vgg_type} state dict (keys features.0.weight, ...), e.g. '
-            f"torchvision's ImageNet checkpoint {TORCHVISION_VGG_FILES.get(vgg_type, '')} "
-            f'(found in $TORCH_HOME/hub/checkpoints/ on machines that downloaded it). Nothing is '
-            f'downloaded. See {DOC}.')
-    return load_weights_file(path, f'LocalPerceptualLoss `{key}`')
+    return load_local_state_dict(
+        path, key, 'LocalPerceptualLoss',
+        f'(model.perceptual_loss.{key} in the HI-Diff-PE configs.) It must be a '
+        f'torchvision-format {vgg_type} state dict (keys features.0.weight, ...), e.g. '
+        f"torchvision's ImageNet checkpoint {TORCHVISION_FILES.get(vgg_type, '')} (found in "
+        f'$TORCH_HOME/hub/checkpoints/ on machines that downloaded it). See {DOC}.')
 
 
 class LocalVGGFeatures(nn.Module):

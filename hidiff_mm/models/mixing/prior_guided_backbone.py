@@ -8,6 +8,7 @@ from mmagic.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
+from ..layers.fast_path import FastPathPolicy
 from ..layers.prior_pyramid import PriorTokenPool
 
 InsertionPoint = Union[str, dict]
@@ -33,7 +34,7 @@ def level_for_scale(scale: float) -> int:
 
 
 @MODELS.register_module()
-class PriorGuidedBackbone(BaseModule):
+class PriorGuidedBackbone(FastPathPolicy, BaseModule):
     """Guide an unmodified image-to-image backbone (NAFNet, Restormer, ...) by a HI-Diff prior.
 
     ``forward(img, prior)`` pools the prior ``(B, N, C')`` into HI-Diff's pyramid (N -> N/4 ->
@@ -79,6 +80,9 @@ class PriorGuidedBackbone(BaseModule):
         probe_size: side of the probe image; a multiple of the backbone's downsampling factor.
         in_channels: channels of the probe image.
         accept_plain_state_dict: see above.
+        fast_path: the form of the modules that have a fast one (the HIMs; MMagic's backbones
+            have none), as for ``HIDiffTransformer``: ``'cpu'`` (default) fast while on the CPU,
+            True / False fast / exact everywhere.
         init_cfg: MMEngine init config of the wrapper (the backbone keeps its own).
     """
 
@@ -94,6 +98,7 @@ class PriorGuidedBackbone(BaseModule):
                  probe_size: int = 64,
                  in_channels: int = 3,
                  accept_plain_state_dict: bool = True,
+                 fast_path: Union[bool, str] = 'cpu',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.backbone = backbone if isinstance(backbone, nn.Module) else MODELS.build(backbone)
@@ -149,6 +154,7 @@ class PriorGuidedBackbone(BaseModule):
                 module.register_forward_hook(partial(self._fuse_output, key))
             else:
                 module.register_forward_pre_hook(partial(self._fuse_input, key))
+        self.configure_fast_path(fast_path)
 
     # ----------------------------------------------------------------------- construction
     @staticmethod

@@ -16,8 +16,8 @@ def check_tile(tile: int, overlap: int, multiple: int = 8) -> None:
     """Raise ``ValueError`` unless ``tile`` is a positive multiple of ``multiple`` and
     ``0 <= overlap < tile``."""
     if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0 or tile % multiple:
-        raise ValueError(f'tile must be a positive multiple of {multiple} (the Transformer '
-                         f'downsamples 3 times), got {tile!r}')
+        raise ValueError(f'tile must be a positive multiple of {multiple} (the size multiple '
+                         f'the model needs, its pad_multiple), got {tile!r}')
     if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tile:
         raise ValueError(f'overlap must be an integer in [0, tile) = [0, {tile}), got {overlap!r}')
 

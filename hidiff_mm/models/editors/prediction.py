@@ -1,0 +1,164 @@
+# Copyright (c) hidiff_mm contributors. All rights reserved.
+"""How the HI-Diff editors predict: the options of their ``test_cfg``, the padding and the
+blind prediction path they share."""
+from dataclasses import dataclass, fields, replace
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmagic.structures import DataSample
+from mmengine.model import is_model_wrapper
+
+from hidiff_mm.utils.dihedral import dihedral, dihedral_inverse
+from ..latent.scheduler import check_num_inference_steps
+from .tiling import check_tile, tiled_apply
+
+
+@dataclass(frozen=True)
+class PredictionOptions:
+    """The prediction options of ``HIDiff`` (its ``test_cfg``; the API and ``tools/demo.py``
+    override them per call).
+
+    Args:
+        steps: sampler steps, an evenly spaced subset of the T trained ones; None: all T.
+        tile: run the Transformer on ``tile x tile`` windows (a multiple of the model's
+            ``pad_multiple``) with one prior sampled from the whole image; None: whole image.
+        tile_overlap: overlap of neighbouring tiles in pixels (blended with linear ramps).
+        self_ensemble: average the predictions of the 8 dihedral transforms of the input (each
+            samples its own prior: 8 draws of ``z_T``).
+    """
+
+    steps: Optional[int] = None
+    tile: Optional[int] = None
+    tile_overlap: int = 32
+    self_ensemble: bool = False
+
+    @classmethod
+    def from_cfg(cls, test_cfg: Optional[dict], **overrides) -> 'PredictionOptions':
+        """Options from ``test_cfg`` (unknown keys are an error), then the ``overrides`` that
+        are not None."""
+        names = [f.name for f in fields(cls)]
+        given = dict(test_cfg or {})
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise KeyError(f'model.test_cfg: unknown key(s) {unknown}; valid keys: {names}')
+        bad = sorted(set(overrides) - set(names))
+        if bad:
+            raise TypeError(f'unknown prediction option(s) {bad}; valid options: {names}')
+        return replace(cls(**given), **{k: v for k, v in overrides.items() if v is not None})
+
+    def check(self, num_train_timesteps: int, pad_multiple: int) -> 'PredictionOptions':
+        """Raise ``ValueError`` naming the option that a model with T steps and this
+        ``pad_multiple`` cannot use; return ``self``."""
+        if self.steps is not None:
+            check_num_inference_steps(self.steps, num_train_timesteps)
+        if self.tile is not None:
+            check_tile(self.tile, self.tile_overlap, pad_multiple)
+        if not isinstance(self.self_ensemble, bool):
+            raise ValueError(f'self_ensemble must be True or False, got {self.self_ensemble!r}')
+        return self
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom and right of ``(B, C, H, W)`` so that H and W are multiples of ``multiple``.
+
+    Reflect padding (the official ``test()``) where the image is large enough for it, i.e.
+    where the padding is shorter than the side. A side too short for that (e.g. 3 pixels padded
+    to 8, or a single pixel) is reflected as far as it goes and then continued by repeating its
+    last row/column (replicate padding), so images of any size from 1x1 up can be predicted.
+    """
+    if multiple < 1:
+        raise ValueError(f'multiple must be a positive integer, got {multiple}')
+    h, w = x.shape[-2:]
+    if h == 0 or w == 0:
+        raise ValueError(f'cannot pad an empty image of size {w}x{h} (WxH)')
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    reflect_h, reflect_w = min(pad_h, h - 1), min(pad_w, w - 1)
+    if reflect_h or reflect_w:
+        x = F.pad(x, (0, reflect_w, 0, reflect_h), 'reflect')
+    if pad_h > reflect_h or pad_w > reflect_w:
+        x = F.pad(x, (0, pad_w - reflect_w, 0, pad_h - reflect_h), 'replicate')
+    return x
+
+
+class BlindPrediction:
+    """The prediction path of the HI-Diff editors (``HIDiff``, ``HIDiffGAN``), written once.
+
+    The editor provides ``generator`` (the Transformer), ``prior_head`` (``LatentPriorHead``),
+    ``pad_multiple``, ``test_cfg`` and ``data_preprocessor``; it may override
+    :meth:`blind_prior` (e.g. without gradients) and :meth:`_oracle_sharp` (an oracle prior for
+    validation).
+    """
+
+    def prediction_options(self, **overrides) -> PredictionOptions:
+        """``test_cfg`` with ``overrides`` (those not None), checked against this model."""
+        head = self.prior_head  # a per-network DDP wrapper (HIDiffGAN) holds it as .module
+        scheduler = (head.module if is_model_wrapper(head) else head).scheduler
+        return PredictionOptions.from_cfg(self.test_cfg, **overrides).check(
+            len(scheduler), self.pad_multiple)
+
+    def pad(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> padded at the bottom/right to multiples of ``pad_multiple``
+        (:func:`pad_to_multiple`: reflect, then edge repetition where reflection cannot reach)."""
+        return pad_to_multiple(inputs, self.pad_multiple)
+
+    def forward_tensor(self,
+                       inputs: torch.Tensor,
+                       data_samples: Optional[DataSample] = None,
+                       generator: Optional[torch.Generator] = None,
+                       **options) -> torch.Tensor:
+        """Prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W).
+
+        ``generator`` draws ``z_T`` (else torch's global RNG); ``options`` override ``test_cfg``
+        for this call (see :class:`PredictionOptions`). Where :meth:`_oracle_sharp` finds a sharp
+        image in ``data_samples`` (HIDiff's stage-1 validation), the prior is encoded from it.
+        """
+        opts = self.prediction_options(**options)
+        sharp = self._oracle_sharp(data_samples)
+        if not opts.self_ensemble:
+            return self._predict(inputs, sharp, generator, opts)
+        out = 0
+        for flag in range(8):
+            flip = None if sharp is None else dihedral(sharp, flag)
+            out = out + dihedral_inverse(
+                self._predict(dihedral(inputs, flag), flip, generator, opts), flag)
+        return out / 8
+
+    def blind_prior(self, padded: torch.Tensor,
+                    generator: Optional[torch.Generator] = None,
+                    steps: Optional[int] = None,
+                    return_intermediates: bool = False):
+        """The prior sampled from the (padded) blurry image alone, (B, N, C') (and the chain
+        ``[z_T, ..., z_0]`` with ``return_intermediates``)."""
+        return self.prior_head(padded, generator=generator, num_inference_steps=steps,
+                               return_intermediates=return_intermediates)
+
+    def _predict(self, inputs: torch.Tensor, sharp: Optional[torch.Tensor],
+                 generator: Optional[torch.Generator], opts: PredictionOptions) -> torch.Tensor:
+        h, w = inputs.shape[-2:]
+        padded = self.pad(inputs)
+        if sharp is not None:
+            prior = self.prior_head.encode(padded, self.pad(sharp))
+        else:
+            prior = self.blind_prior(padded, generator, opts.steps)
+        if opts.tile is None:
+            out = self.generator(padded, prior)
+        else:
+            out = tiled_apply(lambda tile: self.generator(tile, prior), padded, opts.tile,
+                              opts.tile_overlap, self.pad_multiple)
+        return out[..., :h, :w]
+
+    def _oracle_sharp(self, data_samples: Optional[DataSample]) -> Optional[torch.Tensor]:
+        """The sharp image to take the prior from instead of sampling it, or None (blind)."""
+        return None
+
+    def forward_inference(self,
+                          inputs: torch.Tensor,
+                          data_samples: Optional[DataSample] = None,
+                          **kwargs) -> DataSample:
+        """Prediction as ``pred_img`` plus the blurry input as ``input_img`` (both BGR, [0, 255]),
+        so metrics can score the input too (e.g. ``PSNR(pred_key='input_img')``)."""
+        feats = self.data_preprocessor.destruct(self.forward_tensor(inputs, data_samples),
+                                                data_samples)
+        blurry = self.data_preprocessor.destruct(inputs, data_samples)
+        return DataSample(pred_img=feats.cpu(), input_img=blurry.cpu())

@@ -1,0 +1,47 @@
+"""The training configs are consistent with the official recipe they document."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _uses_progressive(path: str) -> bool:
+    text = open(path).read()
+    return 'ProgressivePatchHook' in text or '{{_base_.progressive}}' in text
+
+
+ALL_CONFIGS = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+TRAIN_CONFIGS = sorted(osp.relpath(p, REPO) for p in ALL_CONFIGS
+                       if '_base_' not in p and _uses_progressive(p))
+OFFICIAL_TOTAL = [64, 40, 32, 16, 8, 8]  # 4 GPUs x [16, 10, 8, 4, 2, 2]
+
+
+def test_every_progressive_config_is_found():
+    assert 'configs/hidiff_gopro.py' in TRAIN_CONFIGS and len(TRAIN_CONFIGS) >= 5
+
+
+@pytest.mark.parametrize('path', TRAIN_CONFIGS)
+def test_total_batch_is_the_official_one_on_8_processes(path):
+    cfg = Config.fromfile(osp.join(REPO, path))
+    hook = next(h for h in cfg.custom_hooks if h.type == 'ProgressivePatchHook')
+    assert hook.recipe_total_batch_sizes == OFFICIAL_TOTAL
+    assert [8 * b for b in hook.batch_sizes] == OFFICIAL_TOTAL
+    loader = cfg.train_dataloader
+    assert loader.batch_size >= max(hook.batch_sizes)  # the hook sub-samples the loaded batch
+    crop = [t for t in loader.dataset.pipeline if t.type == 'PairedRandomCrop']
+    assert crop[0].gt_patch_size >= max(hook.patch_sizes)
+    assert cfg.randomness.get('diff_rank_seed', False), 'ranks need their own RNG streams'
+    assert 'start_iter' not in hook  # restarts come from the StageSwitchHook
+
+
+@pytest.mark.parametrize('name', ['hidiff_s2_gopro', 'hidiff_s2_realblur_j', 'hidiff_s2_realblur_r',
+                                  'hidiff_s2_gopro_amp'])
+def test_stage2_configs_start_from_stage1_strictly(name):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'hidiff', f'{name}.py'))
+    assert cfg.model.stage == 2
+    stage1 = name.replace('s2', 's1')
+    assert cfg.model.init_from_stage1 == f'./work_dirs/{stage1}/iter_300000.pth'
+    assert cfg.get('load_from') is None  # MMEngine's load_from would load non-strictly
