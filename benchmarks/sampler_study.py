@@ -28,13 +28,11 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 import torch
-from mmagic.evaluation.metrics.psnr import psnr
-from mmagic.evaluation.metrics.ssim import ssim
-from mmagic.registry import DIFFUSION_SCHEDULERS, MODELS
-from mmagic.utils import register_all_modules
 from mmengine import Config, DictAction
 
-import hidiff_mm  # noqa: F401  (registers the HI-Diff modules)
+# first: the compatibility layer must be applied before anything imports mmagic (done lazily
+# below, in the functions that need it)
+import hidiff_mm  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STUDY = osp.join(REPO, 'configs', 'hidiff', 'study')
@@ -104,6 +102,7 @@ def read_pairs(data_root: str) -> List[Tuple[torch.Tensor, np.ndarray]]:
 
 
 def load_model(kind: str, options: List[str], ckpt: str):
+    from mmagic.registry import MODELS
     cfg = Config.fromfile(CONFIGS[kind])
     parser = argparse.ArgumentParser()
     parser.add_argument('--o', nargs='+', action=DictAction, default={})
@@ -119,6 +118,9 @@ def load_model(kind: str, options: List[str], ckpt: str):
 @torch.no_grad()
 def score(model, scheduler_cfg: dict, pairs, sampler, steps: int) -> Dict[str, float]:
     """Blind prediction of every pair with this sampler and step count."""
+    from mmagic.evaluation.metrics.psnr import psnr
+    from mmagic.evaluation.metrics.ssim import ssim
+    from mmagic.registry import DIFFUSION_SCHEDULERS
     model.prior_head.scheduler = DIFFUSION_SCHEDULERS.build(dict(scheduler_cfg, sampler=sampler))
     psnrs, ssims, prior_err, t_prior, t_total = [], [], [], [], []
     for i, (blur, sharp) in enumerate(pairs):
@@ -140,6 +142,8 @@ def score(model, scheduler_cfg: dict, pairs, sampler, steps: int) -> Dict[str, f
 
 
 def input_scores(pairs) -> Dict[str, float]:
+    from mmagic.evaluation.metrics.psnr import psnr
+    from mmagic.evaluation.metrics.ssim import ssim
     imgs = [((b[0] * 255).round().byte().permute(1, 2, 0).numpy(), s) for b, s in pairs]
     return dict(psnr=float(np.mean([psnr(a, s) for a, s in imgs])),
                 ssim=float(np.mean([ssim(a, s) for a, s in imgs])))
@@ -227,6 +231,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         runs.append(('one-stage, eps, linear', seed, 'onestage', options,
                      train('onestage', osp.join(root, 'onestage'), seed, options)))
 
+    from mmagic.utils import register_all_modules
     register_all_modules()
     pairs = read_pairs(args.data)
     rows = []
