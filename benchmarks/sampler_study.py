@@ -1,7 +1,8 @@
 """The sampler / schedule / one-stage study of docs/samplers.md, on the quick-start data.
 
-For each seed: the study's stage 1 (configs/hidiff/study/hidiff_study_s1.py), five stage-2 runs
-from it that differ only in the diffusion's parameterisation or beta schedule, and a one-stage
+For each seed: the study's stage 1 (configs/hidiff/study/hidiff_study_s1.py), six stage-2 runs
+from it that differ only in the diffusion's parameterisation, beta schedule or training chain
+(the official posterior-mean chain or DDIM), and a one-stage
 run as long as stage 1 + stage 2 (hidiff_study_onestage.py), each through ``tools/train.py`` in a
 subprocess on one thread (runs whose final checkpoint exists are kept). Then every run is scored
 blind on the test split with every sampler at 8/4/2/1 steps: PSNR / SSIM (MMagic's functions on
@@ -20,6 +21,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -39,13 +41,15 @@ STUDY = osp.join(REPO, 'configs', 'hidiff', 'study')
 CONFIGS = dict(s1=osp.join(STUDY, 'hidiff_study_s1.py'), s2=osp.join(STUDY, 'hidiff_study_s2.py'),
                onestage=osp.join(STUDY, 'hidiff_study_onestage.py'))
 ITERS = dict(s1=600, s2=600, onestage=1200)
-# stage-2 variants: the scheduler options that differ from the GoPro model's (eps, linear)
+# stage-2 variants: the scheduler options that differ from the GoPro model's (eps, linear,
+# trained through the official posterior-mean chain)
 VARIANTS = {
     'eps, linear': {},
     'x0, linear': dict(prediction_type='sample'),
     'v, linear': dict(prediction_type='v_prediction'),
     'eps, sqrt-linear': dict(beta_schedule='sqrt_linear'),
     'eps, cosine': dict(beta_schedule='cosine'),
+    'eps, linear, DDIM-trained': dict(sampler='ddim'),  # trained through the DDIM chain
 }
 SAMPLERS = {
     'official': 'posterior_mean',
@@ -224,7 +228,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         s1 = train('s1', osp.join(root, 's1'), seed, data)
         for name, overrides in VARIANTS.items():
             options = data + [f'model.init_from_stage1={s1}'] + scheduler_options(overrides)
-            work = osp.join(root, 's2_' + name.replace(', ', '_'))
+            work = osp.join(root, 's2_' + re.sub('[^a-z0-9]+', '_', name.lower()))
             runs.append((f'two-stage, {name}', seed, 's2', options,
                          train('s2', work, seed, options)))
         options = data
