@@ -2,15 +2,14 @@
 
 For each seed: the study's stage 1 (configs/hidiff/study/hidiff_study_s1.py), six stage-2 runs
 from it that differ only in the diffusion's parameterisation, beta schedule or training chain
-(the official posterior-mean chain or DDIM), and a one-stage
-run as long as stage 1 + stage 2 (hidiff_study_onestage.py), each through ``tools/train.py`` in a
-subprocess on one thread (runs whose final checkpoint exists are kept). Then every run is scored
-blind on the test split with every sampler at 8/4/2/1 steps: PSNR / SSIM (MMagic's functions on
-8-bit RGB), the mean L1 distance of the sampled prior to the stage-1 encoder's prior of the same
-pair (what the diffusion is trained to reproduce), and the CPU time per image (median).
-Every image draws its ``z_T`` from the same seeded generator in every setting, so settings are
-compared on the same noise. Prints Markdown tables; writes the raw numbers (``--json``) and a figure
-(``--figure``).
+(the official posterior-mean chain or DDIM), and a one-stage run as long as stage 1 + stage 2
+(hidiff_study_onestage.py), each through ``tools/train.py`` in a subprocess on one thread (runs
+whose final checkpoint exists are kept). Then every run is scored blind on the test split with
+every sampler at 8/4/2/1 steps: PSNR / SSIM (MMagic's functions on 8-bit RGB), the mean L1
+distance of the sampled prior to the stage-1 encoder's prior of the same pair (what the
+diffusion is trained to reproduce), and the CPU time per image (median). Every image draws its
+``z_T`` from the same seeded generator in every setting, so settings are compared on the same
+noise. Prints Markdown tables; writes the raw numbers (``--json``) and a figure (``--figure``).
 
     python tools/make_synthetic_blur.py --out data/synthetic      # the quick-start data
     OMP_NUM_THREADS=1 nohup python benchmarks/sampler_study.py \\
