@@ -1,22 +1,12 @@
 """HIDiffOneStage: both branches every step, the blend, the losses and what trains."""
 import pytest
 import torch
-from mmagic.registry import MODELS
 from mmagic.structures import DataSample
+from test_editor import tiny_model
 
 
 def one_stage_model(**kwargs) -> torch.nn.Module:
-    enc = dict(type='HIDiffLatentEncoder', embed_dim=4, num_blocks=1)
-    return MODELS.build(dict(
-        type='HIDiffOneStage',
-        generator=dict(type='HIDiffTransformer', dim=8, num_blocks=[1, 1, 1, 1],
-                       num_refinement_blocks=1, prior_channels=16),
-        prior_head=dict(type='LatentPriorHead', encoder_s1=dict(enc, in_channels=6),
-                        encoder_s2=dict(enc, in_channels=3),
-                        denoiser=dict(type='HIDiffMixerDenoiser', prior_channels=16,
-                                      inner_channels=16)),
-        data_preprocessor=dict(type='DataPreprocessor', mean=[0.] * 3, std=[255.] * 3),
-        **kwargs))
+    return tiny_model('HIDiffOneStage', **kwargs)
 
 
 def test_construction_refuses_stages_and_oracle_validation():
