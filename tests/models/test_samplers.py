@@ -180,6 +180,18 @@ def test_gradients_flow_and_stochastic_draws_follow_the_generator(sampler):
         assert not torch.allclose(other, outs[0])
 
 
+def test_set_sampler_swaps_the_step_rule_only():
+    z_T, cond = inputs(2)
+    prior = head({})
+    with torch.no_grad():
+        official = prior.reverse_chain(z_T, cond, num_inference_steps=4)
+        prior.scheduler.set_sampler(dict(type='ddim', eta=0.0))
+        swapped = prior.reverse_chain(z_T, cond, num_inference_steps=4)
+        expected = head(dict(sampler='ddim')).reverse_chain(z_T, cond, num_inference_steps=4)
+    assert torch.equal(swapped, expected) and not torch.allclose(swapped, official)
+    assert prior.scheduler.settings()['sampler'] == dict(type='ddim', eta=0.0)
+
+
 def test_dpm_solver_refuses_steps_out_of_order():
     s = HIDiffScheduler(sampler='dpmsolver++')
     s.set_timesteps(4)

@@ -118,11 +118,16 @@ class HIDiffScheduler:
             betas * np.sqrt(abar_prev) / (1. - abar), dtype=f64)
         self.posterior_mean_coef2 = torch.tensor(
             (1. - abar_prev) * np.sqrt(alphas) / (1. - abar), dtype=f64)
-        self.sampler = build_sampler(sampler, self)
-        self.set_timesteps()
+        self.set_sampler(sampler)
 
     def __len__(self) -> int:
         return self.num_train_timesteps
+
+    def set_sampler(self, sampler: Union[str, dict]) -> None:
+        """Sample with another step rule from now on (same schedule and parameterisation):
+        ``'name'`` or ``dict(type='name', **options)``, as the ``sampler`` argument."""
+        self.sampler = build_sampler(sampler, self)
+        self.set_timesteps()
 
     def alpha_bar(self, t: int) -> float:
         """``abar_t`` in float64 for a 0-based step, 1 for ``t = -1`` (the clean end)."""
