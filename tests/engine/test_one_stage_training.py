@@ -28,7 +28,7 @@ def write_one_stage_config(path: str, data: str, work_dir: str, kill: int = None
             demo=osp.join(REPO, 'configs', 'hidiff', 'hidiff_onestage_demo.py'),
             work_dir=work_dir, data=data, iters=iters, workers=0, batch=2,
             crop="dict(type='PairedRandomCrop', gt_patch_size=16),", hooks=', '.join(hooks),
-            val_interval=iters, model=TINY_MODEL))
+            val_interval=iters, model=TINY_MODEL, checkpoint_interval=1))
     return path
 
 
