@@ -79,6 +79,12 @@ def read_scalars(work_dir: str) -> List[Dict]:
     """The records of every ``<work_dir>/<timestamp>/vis_data/scalars.json`` (resumed runs write
     one per start), ordered by ``step``; a later record of the same step and kind wins.
 
+    MMEngine's ``LoggerHook`` logs validation metrics at ``step = epoch`` unless
+    ``log_metric_by_epoch=False``, i.e. at step 0 in an iteration-based run. Such a validation
+    record gets the step of the training record logged just before it in its file (validation
+    runs at the end of an iteration that the logger records when ``val_interval`` is a multiple
+    of the logging interval, as in this project's configs).
+
     Raises:
         FileNotFoundError: no scalars.json under ``work_dir``.
     """
@@ -88,11 +94,18 @@ def read_scalars(work_dir: str) -> List[Dict]:
                                 'logged with LocalVisBackend?)')
     records = {}
     for path in paths:
+        last_train_step = 0
         with open(path) as f:
             for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    records[(rec['step'], OUTPUT_PSNR_KEY in rec)] = rec
+                if not line.strip():
+                    continue
+                rec = json.loads(line)
+                is_val = OUTPUT_PSNR_KEY in rec
+                if not is_val:
+                    last_train_step = rec['step']
+                elif rec['step'] == 0:
+                    rec['step'] = last_train_step
+                records[(rec['step'], is_val)] = rec
     return [records[k] for k in sorted(records)]
 
 
