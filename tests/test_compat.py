@@ -1,8 +1,8 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
-"""Tests of hidiff_mm.compat: each piece acts when its condition holds and steps aside otherwise."""
+"""Tests of hidiff_mm.compat (the mmcv.ops stand-in) and of the scoped allow-list for MMEngine
+checkpoints (hidiff_mm.utils.checkpoint_globals, hidiff_mm.engine.runner)."""
 import os
 import pickle
-import subprocess
 import sys
 import types
 
@@ -17,8 +17,12 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 from hidiff_mm import compat
+from hidiff_mm.engine import CheckpointGlobalsMixin, WeightsOnlyRunner, build_runner
+from hidiff_mm.utils import checkpoint_globals
+from hidiff_mm.utils.checkpoint_globals import mmengine_checkpoint_globals
 
 FULL_MMCV = compat._mmcv_ext_present()
+needs_stand_in = pytest.mark.skipif(FULL_MMCV, reason='full mmcv with compiled ops is installed')
 
 
 def test_apply_is_idempotent():
@@ -28,10 +32,9 @@ def test_apply_is_idempotent():
     compat.apply()
     names = [type(f).__name__ for f in sys.meta_path]
     assert names.count('_MMCVOpsStubFinder') == (0 if FULL_MMCV else 1)
-    assert names.count('_TorchvisionHook') <= 1
 
 
-# ---------------------------------------------------------------- (a) mmcv.ops stand-in
+# ---------------------------------------------------------------- mmcv.ops stand-in
 def test_mmagic_models_and_evaluation_import():
     import mmagic.evaluation  # noqa: F401
     import mmagic.models  # noqa: F401
@@ -41,10 +44,10 @@ def test_mmagic_models_and_evaluation_import():
         assert METRICS.get(metric) is not None
 
 
-@pytest.mark.skipif(FULL_MMCV, reason='full mmcv with compiled ops is installed')
+@needs_stand_in
 def test_mmcv_ops_stand_in_raises_on_use():
     import mmcv.ops
-    from mmcv.ops import ModulatedDeformConv2d, nms
+    from mmcv.ops import ModulatedDeformConv2d, deform_conv2d
     from mmcv.ops.upfirdn2d import upfirdn2d
     from mmengine.utils.dl_utils import mmcv_full_available
 
@@ -60,15 +63,43 @@ def test_mmcv_ops_stand_in_raises_on_use():
 
     with pytest.raises(RuntimeError, match='ModulatedDeformConv2d'):
         Subclass()
-    with pytest.raises(RuntimeError, match=r'mmcv\.ops\.nms needs'):
-        nms(torch.rand(2, 4), torch.rand(2), 0.5)
+    with pytest.raises(RuntimeError, match=r'mmcv\.ops\.deform_conv2d needs'):
+        deform_conv2d(torch.rand(1, 1, 4, 4), torch.rand(1, 18, 4, 4), torch.rand(1, 1, 3, 3))
     with pytest.raises(RuntimeError, match='upfirdn2d'):
         upfirdn2d(torch.rand(1, 1, 4, 4), torch.ones(1, 1))
-    assert mmcv.ops.nms is nms  # one placeholder per name
-    assert isinstance(mmcv.ops.get_compiler_version(), str)  # mmcv.utils.collect_env() works
-    with pytest.raises(AttributeError):
-        mmcv.ops.__wrapped__
+    assert mmcv.ops.deform_conv2d is deform_conv2d  # one placeholder per name
+    assert mmcv.ops.get_compiler_version().startswith('n/a')  # mmcv.utils.collect_env() works
     assert not mmcv_full_available()  # mmcv._ext is not faked: mmengine keeps its lite paths
+
+
+@needs_stand_in
+@pytest.mark.parametrize('name', ['nms', 'RoIAlign', 'bias_act', 'conv2d', '__wrapped__'])
+def test_mmcv_ops_stand_in_refuses_other_names(name):
+    import mmcv.ops
+    assert not hasattr(mmcv.ops, name)
+    with pytest.raises(ImportError):
+        exec(f'from mmcv.ops import {name}', {})
+    if not name.startswith('_'):
+        with pytest.raises(AttributeError, match=f'mmcv.ops.{name} is not available'):
+            getattr(mmcv.ops, name)
+
+
+@needs_stand_in
+@pytest.mark.parametrize('module', ['mmcv.ops.nms', 'mmcv.ops.deform_conv', 'mmcv.ops.foo.bar'])
+def test_mmcv_ops_stand_in_serves_no_other_submodule(module):
+    with pytest.raises(ModuleNotFoundError):
+        __import__(module)
+
+
+@needs_stand_in
+def test_mmagic_fallbacks_take_their_pure_pytorch_paths():
+    """MMagic's ``try: from mmcv.ops import ... except ImportError`` now takes its fallback
+    instead of binding a placeholder that would fail at call time."""
+    from mmagic.models.editors.stylegan2 import stylegan2_modules
+    from mmagic.models.editors.stylegan3 import stylegan3_modules
+    assert stylegan2_modules.conv2d is torch.nn.functional.conv2d
+    assert stylegan2_modules.conv_transpose2d is torch.nn.functional.conv_transpose2d
+    assert stylegan3_modules.bias_act is None and stylegan3_modules.filtered_lrelu is None
 
 
 def test_mmcv_ops_stand_in_steps_aside_with_compiled_ops(monkeypatch):
@@ -94,11 +125,22 @@ def test_real_mmcv_ops_module_is_kept(monkeypatch):
     assert compat.mmcv_ops_stub_needed() is False
 
 
-# ---------------------------------------------------------------- (b) weights_only loading
+def test_torchvision_ops_load_without_a_shim():
+    """The pinned torch/torchvision pair loads torchvision's compiled ops: the schema shim that
+    used to live in compat is not needed."""
+    import torchvision
+    from torchvision import extension
+    assert extension._has_ops()
+    keep = torchvision.ops.nms(torch.tensor([[0., 0, 1, 1], [0, 0, 1, 1]]), torch.tensor([1., .5]),
+                               .5)
+    assert keep.tolist() == [0]
+
+
+# ---------------------------------------------------------------- MMEngine checkpoints
 class _TinyModel(BaseModel):
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
         self.linear = nn.Linear(2, 1)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -117,9 +159,9 @@ class _TinyDataset(Dataset):
         return dict(inputs=torch.full((2, ), float(index)))
 
 
-def _runner(work_dir, max_iters, **kwargs):
-    return Runner(
-        model=_TinyModel(),
+def _runner_cfg(work_dir, max_iters, **kwargs):
+    return dict(
+        model=kwargs.pop('model', None) or _TinyModel(),
         work_dir=str(work_dir),
         train_dataloader=dict(
             dataset=_TinyDataset(),
@@ -139,44 +181,101 @@ def _runner(work_dir, max_iters, **kwargs):
 def runner_checkpoint(tmp_path_factory):
     """A real MMEngine training checkpoint: HistoryBuffer logs, numpy arrays and scalars."""
     work_dir = tmp_path_factory.mktemp('runner')
-    _runner(work_dir, max_iters=2).train()
+    Runner(**_runner_cfg(work_dir, max_iters=2)).train()
     ckpt = work_dir / 'iter_2.pth'
     assert ckpt.is_file()
     return ckpt
 
 
-def test_runner_checkpoint_needs_the_allow_list(runner_checkpoint):
-    saved = torch.serialization.get_safe_globals()
-    try:
-        torch.serialization.clear_safe_globals()
-        with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
-            torch.load(runner_checkpoint)
-    finally:
-        torch.serialization.clear_safe_globals()
-        torch.serialization.add_safe_globals(saved)
+def test_runner_checkpoint_needs_the_allow_list(runner_checkpoint, no_safe_globals):
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(runner_checkpoint)
 
 
-def test_runner_checkpoint_loads_with_weights_only(runner_checkpoint):
-    ckpt = torch.load(runner_checkpoint)  # torch >= 2.6: weights_only=True by default
+def test_runner_checkpoint_loads_in_the_scope_only(runner_checkpoint, no_safe_globals):
+    with mmengine_checkpoint_globals():
+        ckpt = torch.load(runner_checkpoint)  # torch >= 2.6: weights_only=True by default
+        assert set(torch.load(runner_checkpoint, weights_only=True)) >= {
+            'meta', 'state_dict', 'message_hub', 'optimizer', 'param_schedulers'}
     assert ckpt['meta']['iter'] == 2
     history = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(history, HistoryBuffer)
     assert isinstance(history.data[0], np.ndarray)
     assert np.isfinite(history.mean())
     assert isinstance(ckpt['message_hub']['runtime_info']['eta'], np.generic)
-    ckpt = torch.load(runner_checkpoint, weights_only=True)  # the explicit form too
-    assert set(ckpt) >= {'meta', 'state_dict', 'message_hub', 'optimizer', 'param_schedulers'}
+    assert torch.serialization.get_safe_globals() == []
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(runner_checkpoint)
 
 
-def test_runner_resume_and_load_checkpoint(runner_checkpoint, tmp_path):
-    from mmengine.runner import load_checkpoint
-    model = _TinyModel()
-    load_checkpoint(model, str(runner_checkpoint), map_location='cpu')
+def test_scope_keeps_what_was_allowed_before(no_safe_globals):
+    class Mine:
+        pass
 
-    runner = _runner(tmp_path, max_iters=3, resume=True, load_from=str(runner_checkpoint))
+    own = list(checkpoint_globals.mmengine_safe_globals())
+    torch.serialization.add_safe_globals([Mine, np.ndarray])  # np.ndarray is also on our list
+    with mmengine_checkpoint_globals():
+        with mmengine_checkpoint_globals():  # nested: adds nothing, removes nothing
+            pass
+        assert set(torch.serialization.get_safe_globals()) == set(own) | {Mine}
+    assert set(torch.serialization.get_safe_globals()) == {Mine, np.ndarray}
+    with pytest.raises(KeyError):
+        with mmengine_checkpoint_globals():
+            raise KeyError('the scope also closes on errors')
+    assert set(torch.serialization.get_safe_globals()) == {Mine, np.ndarray}
+
+
+def test_runner_resumes_and_loads_in_its_scope(runner_checkpoint, tmp_path, no_safe_globals):
+    runner = WeightsOnlyRunner(
+        **_runner_cfg(tmp_path, max_iters=3, resume=True, load_from=str(runner_checkpoint)))
     runner.train()
     assert runner.iter == 3
-    assert torch.load(tmp_path / 'iter_3.pth')['meta']['iter'] == 3
+    assert torch.serialization.get_safe_globals() == []
+    loaded = _TinyModel()
+    runner.model, model = loaded, runner.model
+    runner.load_checkpoint(str(tmp_path / 'iter_3.pth'))  # load_from, as tools/test.py does
+    assert torch.equal(loaded.linear.weight, model.linear.weight)
+
+
+def test_plain_runner_refuses_its_own_checkpoint(runner_checkpoint, tmp_path, no_safe_globals):
+    """Why the runner needs the mixin: MMEngine 0.10.7 alone cannot resume under torch 2.14."""
+    runner = Runner(**_runner_cfg(tmp_path, max_iters=3, resume=True,
+                                  load_from=str(runner_checkpoint)))
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        runner.train()
+
+
+def test_pretrained_init_cfg_loads_in_the_runner_scope(runner_checkpoint, tmp_path,
+                                                       no_safe_globals):
+    with mmengine_checkpoint_globals():
+        expected = torch.load(runner_checkpoint)['state_dict']['linear.weight']
+    for runner_cls in (WeightsOnlyRunner, Runner):
+        model = _TinyModel(init_cfg=dict(type='Pretrained', checkpoint=str(runner_checkpoint)))
+        runner = runner_cls(**_runner_cfg(tmp_path / runner_cls.__name__, max_iters=1,
+                                          model=model))
+        if runner_cls is WeightsOnlyRunner:
+            runner._init_model_weights()  # what Runner.train() calls before the first iteration
+            assert torch.equal(model.linear.weight, expected)
+        else:
+            with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+                runner._init_model_weights()
+
+
+def test_build_runner_classes(monkeypatch):
+    """tools/train.py and tools/test.py build their runner with ``build_runner``."""
+    from mmagic.registry import RUNNERS
+
+    class OwnRunner(Runner):
+        pass
+
+    monkeypatch.setattr(Runner, 'from_cfg', classmethod(lambda cls, cfg: cls))
+    monkeypatch.setitem(RUNNERS.module_dict, 'OwnRunner', OwnRunner)
+    assert build_runner(Config(dict())) is WeightsOnlyRunner
+    assert build_runner(Config(dict(runner_type='WeightsOnlyRunner'))) is WeightsOnlyRunner
+    mixed = build_runner(Config(dict(runner_type='OwnRunner')))
+    assert issubclass(mixed, OwnRunner) and issubclass(mixed, CheckpointGlobalsMixin)
+    with pytest.raises(KeyError, match='NoSuchRunner'):
+        build_runner(Config(dict(runner_type='NoSuchRunner')))
 
 
 class _Payload:
@@ -189,7 +288,7 @@ class _Payload:
 
 
 @pytest.mark.parametrize('payload', ['os.system', 'eval', 'getattr'])
-def test_malicious_pickles_are_refused(payload, tmp_path):
+def test_malicious_pickles_are_refused_in_the_scope(payload, tmp_path, no_safe_globals):
     marker = tmp_path / 'pwned'
     command = f'touch {marker}'
     obj = {
@@ -200,29 +299,31 @@ def test_malicious_pickles_are_refused(payload, tmp_path):
     }[payload]
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': obj}, path)
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path)
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path, weights_only=True)
+    with mmengine_checkpoint_globals():
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path)
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)
     assert not marker.exists()
 
 
 def test_history_buffer_getattr_is_restricted():
-    assert compat._history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    getattr_ = checkpoint_globals._history_buffer_getattr
+    assert getattr_(HistoryBuffer, 'mean') is HistoryBuffer.mean
     for obj, name in [(HistoryBuffer, '__init__'), (HistoryBuffer, '__class__'),
                       (np.ndarray, 'tofile'), (os, 'system')]:
         with pytest.raises(pickle.UnpicklingError):
-            compat._history_buffer_getattr(obj, name)
+            getattr_(obj, name)
 
 
 def test_allow_list_is_exact():
-    entries = compat.mmengine_safe_globals()
+    entries = checkpoint_globals.mmengine_safe_globals()
     names = set()
     for entry in entries:
         obj, name = entry if isinstance(entry, tuple) else (entry, None)
         names.add(name or f'{obj.__module__}.{obj.__qualname__}')
     # builtins.getattr is served by the restricted function, never by the real getattr
-    assert (compat._history_buffer_getattr, 'builtins.getattr') in entries
+    assert (checkpoint_globals._history_buffer_getattr, 'builtins.getattr') in entries
     assert getattr not in [e[0] if isinstance(e, tuple) else e for e in entries]
     non_dtype = {n for n in names if not n.startswith('numpy.dtypes.')
                  and not n.startswith('numpy.dtype[')}
@@ -232,87 +333,3 @@ def test_allow_list_is_exact():
         'numpy._core.multiarray._reconstruct', 'numpy.core.multiarray.scalar',
         'numpy._core.multiarray.scalar'
     }
-
-
-# ---------------------------------------------------------------- (c) np.bool8
-def test_numpy_bool8_alias_only_on_numpy2(monkeypatch):
-    had_bool8 = 'bool8' in vars(np)
-    monkeypatch.setattr(np, '__version__', '1.26.4')
-    compat._alias_numpy_bool8()
-    assert ('bool8' in vars(np)) == had_bool8
-    monkeypatch.setattr(np, '__version__', '2.1.0')
-    try:
-        compat._alias_numpy_bool8()
-        assert vars(np)['bool8'] is np.bool_
-    finally:
-        if not had_bool8:
-            del np.bool8
-
-
-# ---------------------------------------------------------------- (d) torchvision schemas
-def _fake_extension(has_ops, initializing=False):
-    ext = types.ModuleType('torchvision.extension')
-    ext._has_ops = lambda: has_ops
-    ext.__spec__ = types.SimpleNamespace(_initializing=initializing)
-    return ext
-
-
-@pytest.mark.parametrize('has_ops,missing,defined', [(False, True, True), (True, True, False),
-                                                     (False, False, False)])
-def test_torchvision_hook(monkeypatch, has_ops, missing, defined):
-    calls = []
-    monkeypatch.setattr(compat, '_define_torchvision_schemas', lambda: calls.append(1))
-    monkeypatch.setattr(compat, '_torchvision_schemas_missing', lambda: missing)
-    hook = compat._TorchvisionHook()
-    monkeypatch.setattr(sys, 'meta_path', [hook] + sys.meta_path)
-
-    monkeypatch.setitem(sys.modules, 'torchvision.extension', _fake_extension(has_ops, True))
-    assert hook.find_spec('torchvision._internally_replaced_utils') is None
-    assert hook in sys.meta_path and not calls  # extension still executing: wait
-
-    monkeypatch.setitem(sys.modules, 'torchvision.extension', _fake_extension(has_ops))
-    assert hook.find_spec('torchvision._meta_registrations') is None
-    assert hook not in sys.meta_path
-    assert calls == ([1] if defined else [])
-
-
-def test_torchvision_imports_with_its_own_ops():
-    code = ('import importlib.util, sys\n'
-            f'spec = importlib.util.spec_from_file_location("c", {compat.__file__!r})\n'
-            'c = importlib.util.module_from_spec(spec); spec.loader.exec_module(c)\n'
-            'c._install_torchvision_schema_hook()\n'
-            'import torch, torchvision\n'
-            'from torchvision.utils import make_grid\n'
-            'assert not any(isinstance(f, c._TorchvisionHook) for f in sys.meta_path)\n'
-            'assert c._torchvision_lib is None\n'
-            'keep = torchvision.ops.nms(torch.tensor([[0., 0, 1, 1], [0, 0, 1, 1]]),\n'
-            '                           torch.tensor([1., .5]), .5)\n'
-            'assert keep.tolist() == [0], keep\n')
-    subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
-
-
-# ---------------------------------------------------------------- (e) CPU distributed
-def test_setup_cpu_distributed_without_launcher():
-    cfg = Config(dict(model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel')))
-    assert compat.setup_cpu_distributed(cfg, 'none') is False
-    assert 'device_ids' not in cfg.model_wrapper_cfg
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
-@pytest.mark.parametrize('wrapper', [None, dict(type='MMSeparateDistributedDataParallel',
-                                                broadcast_buffers=True)])
-def test_setup_cpu_distributed_with_launcher(monkeypatch, wrapper):
-    import torch.distributed as dist
-    backends = []
-    monkeypatch.setattr(dist, 'is_initialized', lambda: False)
-    monkeypatch.setattr(dist, 'init_process_group', lambda backend: backends.append(backend))
-    cfg = Config(dict(find_unused_parameters=True))
-    if wrapper is not None:
-        cfg.model_wrapper_cfg = wrapper
-    assert compat.setup_cpu_distributed(cfg, 'pytorch') is True
-    assert backends == ['gloo']
-    expected = dict(type='MMDistributedDataParallel', broadcast_buffers=False)
-    if wrapper is not None:
-        expected = dict(wrapper)
-    expected.update(device_ids=None, find_unused_parameters=True)
-    assert cfg.model_wrapper_cfg == expected

@@ -21,7 +21,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.models.official import (EDITOR_PREFIX, official_role, official_variant,  # noqa: E402
                                        strip_official)
-from hidiff_mm.utils import atomic_torch_save  # noqa: E402
+from hidiff_mm.utils import atomic_torch_save, load_weights_file  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIGS = {
@@ -35,9 +36,7 @@ def load_official(paths: List[str]) -> Dict[str, Dict[str, torch.Tensor]]:
     states: Dict[str, Dict[str, torch.Tensor]] = {}
     sources: Dict[str, str] = {}
     for path in paths:
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'official checkpoint not found: {path}')
-        state = strip_official(torch.load(path, map_location='cpu', weights_only=True), path)
+        state = strip_official(load_weights_file(path, 'official checkpoint'), path)
         role = official_role(state, path)
         if role in states:
             raise ValueError(f'{path} and {sources[role]} are both {role}')
@@ -101,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -26,6 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, init_model, list_images, read_image  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -68,7 +69,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     # fail on bad options before any image is processed
     model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
                              self_ensemble=args.self_ensemble)
-    os.makedirs(args.out, exist_ok=True)
     seed = None if args.seed < 0 else args.seed
     failed = []
     progress = tqdm(list(zip(files, outputs)), unit='img', disable=len(files) == 1)
@@ -84,6 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         result = deblur(model, img, seed=seed, tile=args.tile, overlap=args.overlap,
                         steps=args.steps, self_ensemble=args.self_ensemble)
+        os.makedirs(args.out, exist_ok=True)  # only once there is something to write
         if not cv2.imwrite(out, result):
             raise OSError(f'cannot write {out}')
     done = len(files) - len(failed)
@@ -96,4 +97,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run(main)

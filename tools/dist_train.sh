@@ -2,8 +2,14 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 # Usage: bash tools/dist_train.sh CONFIG NPROC [train.py args...]
 # Env: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1), PYTHON (python).
-# Without CUDA the processes use gloo on CPU (see hidiff_mm.compat.setup_cpu_distributed).
+# Without CUDA the processes use gloo on CPU (see hidiff_mm/engine/launcher.py).
+# tools/dist_launch.py is torchrun with a one-line report of a failed process.
 set -euo pipefail
+
+if [ $# -lt 2 ]; then
+    echo "usage: bash tools/dist_train.sh CONFIG NPROC [train.py args...]" >&2
+    exit 2
+fi
 
 CONFIG=$1
 NPROC=$2
@@ -14,7 +20,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-exec "${PYTHON:-python}" -m torch.distributed.run \
+exec "${PYTHON:-python}" "$ROOT/tools/dist_launch.py" \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

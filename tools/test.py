@@ -2,8 +2,10 @@
 """Test (and evaluate) a checkpoint with MMEngine's Runner, in the style of MMagic's tools/test.py.
 
 ``import hidiff_mm`` (compat layer + registration) runs before anything imports mmagic, checkpoints
-load with ``torch.load(weights_only=True)`` (see ``hidiff_mm.compat``), and multi-process runs
-without CUDA use gloo.
+load with ``torch.load(weights_only=True)`` (the runner of ``hidiff_mm.engine.build_runner``), and
+multi-process runs without CUDA use gloo (``hidiff_mm.engine.launcher``). The checkpoint is read
+and checked against the model first: a missing, damaged or unfitting file is one line naming it
+(exit status 2, see ``hidiff_mm.utils.cli``).
 """
 import argparse
 import os
@@ -13,12 +15,14 @@ import mmengine
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
-from hidiff_mm import compat
+from hidiff_mm.engine import build_runner
+from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
+from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
+from hidiff_mm.utils.cli import run
+from hidiff_mm.utils.io import load_weights_file
 
 
 def parse_args(argv=None):
@@ -96,12 +100,14 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    compat.setup_cpu_distributed(cfg, args.launcher)
+    state = state_dict_of(load_weights_file(args.checkpoint), args.checkpoint)
+    setup_cpu_distributed(cfg, args.launcher)
 
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
+    # MMEngine loads whatever matches and only warns: refuse a checkpoint of another model.
+    # The stage-1 encoder is not used for prediction (converted official test files lack it).
+    check_fits(runner.model, state, args.checkpoint, optional=['prior_head.encoder_s1.'])
+    del state
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
     if args.out:
@@ -110,8 +116,8 @@ def main(argv=None):
         runner.register_hook(SaveMetricHook(args.out, table, info), 'LOWEST')
 
     runner.test()
-    compat.teardown_distributed()
+    teardown_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

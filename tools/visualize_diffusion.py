@@ -23,6 +23,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import diffusion_trajectory, init_model, labelled_grid, read_image  # noqa: E402
 from hidiff_mm.apis.trajectory import DEFAULT_COLS  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -61,4 +62,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run(main)

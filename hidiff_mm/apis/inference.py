@@ -3,7 +3,8 @@
 image, convert it to the model's input, predict with ``HIDiff.forward_tensor`` (the one
 prediction path: padding, prior sampling, tiling, self-ensemble, see
 :class:`hidiff_mm.models.editors.prediction.PredictionOptions`), convert the result back.
-``seed`` seeds a ``torch.Generator`` that draws ``z_T`` (else torch's global RNG).
+``seed`` seeds a ``torch.Generator`` that draws ``z_T`` (else torch's global RNG). Images of any
+size from 1x1 up are predicted (see :func:`hidiff_mm.models.editors.prediction.pad_to_multiple`).
 """
 import copy
 import os
@@ -15,6 +16,9 @@ from typing import List, Optional, Tuple, Union
 import cv2
 import numpy as np
 import torch
+
+from ..utils.checkpoint import check_fits, state_dict_of
+from ..utils.io import load_weights_file
 
 ImageInput = Union[str, Path, np.ndarray]
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -37,10 +41,13 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
 
     Raises:
         FileNotFoundError: the config or the checkpoint does not exist.
-        ValueError: the checkpoint is an unconverted official file or lacks weights that
-            prediction needs. The stage-1 encoder (``prior_head.encoder_s1``) is not needed
-            and may be missing, as in converted official test checkpoints.
+        ValueError: the device is not available here, or the checkpoint is unreadable
+            (``CheckpointError``), an unconverted official file, or lacks weights that
+            prediction needs or has weights of other shapes. The stage-1 encoder
+            (``prior_head.encoder_s1``) is not needed and may be missing, as in converted
+            official test checkpoints.
     """
+    device = check_device(device)
     from mmagic.registry import MODELS
     from mmagic.utils import register_all_modules
     from mmengine.config import Config
@@ -62,28 +69,37 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
     return model.to(device).eval()
 
 
+def check_device(device: Union[str, torch.device]) -> torch.device:
+    """``torch.device(device)``, or ``ValueError`` if it is malformed or absent on this machine."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"invalid device {device!r} (e.g. 'cpu', 'cuda', 'cuda:1'): {err}")
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' was asked for, but CUDA is not available here; "
+                         "use --device cpu")
+    if device.type == 'cuda' and device.index is not None and \
+            device.index >= torch.cuda.device_count():
+        raise ValueError(f"device '{device}' does not exist: this machine has "
+                         f'{torch.cuda.device_count()} CUDA device(s)')
+    return device
+
+
 def load_weights(model: torch.nn.Module, checkpoint: Union[str, Path]) -> None:
     """Load ``checkpoint`` into ``model`` (see :func:`init_model` for what is accepted)."""
     checkpoint = str(checkpoint)
-    if not osp.isfile(checkpoint):
+    if not osp.exists(checkpoint):
         raise FileNotFoundError(
             f'checkpoint not found: {checkpoint} (official HI-Diff files must first be '
             'converted with tools/convert_official_checkpoint.py; see configs/hidiff/README.md)')
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    if isinstance(state, dict) and 'state_dict' in state:
-        state = state['state_dict']
-    if not isinstance(state, dict):
-        raise ValueError(f'{checkpoint}: not a state dict or an MMEngine checkpoint')
-    if 'params' in state and isinstance(state['params'], dict):
+    raw = load_weights_file(checkpoint)
+    if isinstance(raw, dict) and isinstance(raw.get('params'), dict):
         raise ValueError(f'{checkpoint} is an official BasicSR file ({{"params": ...}}); convert '
                          'it first: python tools/convert_official_checkpoint.py net_g.pth '
                          'net_le_dm.pth net_d.pth --out <converted>.pth')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    needed = [k for k in missing if not k.startswith('prior_head.encoder_s1.')]
-    if needed:
-        raise ValueError(f'{checkpoint} lacks {len(needed)} weights that prediction needs, '
-                         f'e.g. {needed[:5]}; is it a checkpoint of this model/config?')
+    state = state_dict_of(raw, checkpoint)
+    check_fits(model, state, checkpoint, optional=['prior_head.encoder_s1.'])
+    _, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         warnings.warn(f'{checkpoint}: {len(unexpected)} unexpected keys ignored, e.g. '
                       f'{unexpected[:5]}')
@@ -132,9 +148,9 @@ def to_bgr_uint8(img: np.ndarray, name: str = 'image') -> np.ndarray:
     elif not (img.ndim == 3 and img.shape[2] == 3):
         raise ValueError(f'{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) '
                          f'image, got shape {img.shape}')
-    if min(img.shape[:2]) < 8:
-        raise ValueError(f'{name}: image is {img.shape[1]}x{img.shape[0]}; both sides must be '
-                         'at least 8 pixels')
+    if min(img.shape[:2]) < 1:
+        raise ValueError(f'{name}: image is {img.shape[1]}x{img.shape[0]} (WxH) and has no '
+                         'pixels')
     return np.ascontiguousarray(img)
 
 

@@ -4,14 +4,13 @@
 Training frames are cut into ``patch_size`` squares every ``stride`` pixels,
 plus one flush with the far border; validation frames give one centred crop.
 """
+import os
 import os.path as osp
 from typing import Callable, List, NamedTuple, Sequence, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
-
-from hidiff_mm.utils.io import atomic_write_bytes
 
 
 class Crop(NamedTuple):
@@ -58,12 +57,24 @@ def val_crops(stem: str, height: int, width: int, size: int = 256) -> List[Crop]
 
 
 def write_png_atomic(path: str, img: np.ndarray) -> None:
-    """Write ``img`` (``(H, W, 3)`` BGR uint8) as PNG with :func:`atomic_write_bytes`, so an
-    interrupted run never leaves a partial ``path``."""
+    """Write ``img`` (``(H, W, 3)`` BGR uint8) as PNG through a hidden temporary file that is
+    flushed to disk and renamed over ``path``, so an interrupted run never leaves a partial
+    ``path``, nor a temporary file. (``hidiff_mm.utils.io.atomic_write_bytes`` does the same for
+    the package; this module also runs alone, without the package: tools/light_import.py.)"""
     ok, buf = cv2.imencode('.png', img)
     if not ok:
         raise ValueError(f"Cannot encode a PNG for '{path}'.")
-    atomic_write_bytes(buf.tobytes(), path)
+    folder, name = osp.split(path)
+    tmp = osp.join(folder, f'.{name}.{os.getpid()}.tmp')
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(buf.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
 
 
 def crop_pair(paths: Sequence[str], out_dirs: Sequence[str], plan: CropPlan) -> Tuple[int, int]:

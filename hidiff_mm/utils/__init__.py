@@ -1,3 +1,3 @@
-from .io import atomic_torch_save, atomic_write_bytes
+from .io import CheckpointError, atomic_torch_save, atomic_write_bytes, load_weights_file
 
-__all__ = ['atomic_torch_save', 'atomic_write_bytes']
+__all__ = ['CheckpointError', 'atomic_torch_save', 'atomic_write_bytes', 'load_weights_file']

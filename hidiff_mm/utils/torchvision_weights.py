@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from .io import load_weights_file
+
 # torchvision builder -> the file its IMAGENET1K_V1 weights download to
 TORCHVISION_FILES = {
     'alexnet': 'alexnet-owt-7be5be79.pth',
@@ -30,12 +32,14 @@ def features_layout(arch: str) -> nn.Sequential:
 
 def load_local_state_dict(path: Optional[str], key: str, owner: str,
                           how_to_get: str) -> Dict[str, torch.Tensor]:
-    """``torch.load(weights_only=True)`` of a plain state dict after checking the file exists.
+    """A plain state dict (tensors only; nothing in the file runs) after checking the file
+    exists (:func:`hidiff_mm.utils.io.load_weights_file`).
 
     Raises:
         FileNotFoundError: naming the config ``key``, the path and ``how_to_get``.
+        CheckpointError: the file is damaged or asks to load anything but weights.
     """
     if path is None or not osp.isfile(path):
         raise FileNotFoundError(f'{owner}: `{key}` is {path!r}, which is not an existing file. '
                                 f'{how_to_get} Nothing is downloaded.')
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights_file(path, f'{owner} `{key}`')

@@ -87,8 +87,8 @@ def test_input_conversions(tiny_model, tmp_path):
     assert np.array_equal(read_image(tmp_path / 'rgba.png'), bgr)
     with pytest.raises(TypeError, match='uint8'):
         to_bgr_uint8(bgr.astype(np.float32))
-    with pytest.raises(ValueError, match='at least 8'):
-        to_bgr_uint8(bgr[:4])
+    with pytest.raises(ValueError, match='0x4 .* no pixels'):
+        to_bgr_uint8(bgr[:4, :0])
     with pytest.raises(ValueError, match='shape'):
         to_bgr_uint8(np.zeros((8, 8, 2), np.uint8))
 
@@ -138,3 +138,18 @@ def test_self_ensemble(tiny_model):
     assert torch.allclose(predict(pointwise, x, self_ensemble=True), single, atol=1e-6)
     img_out = deblur(tiny_model, smooth_image(5, 24, 40), seed=9, self_ensemble=True)
     assert np.array_equal(img_out, tensor_to_image(tiny_model, out))
+
+
+@pytest.mark.parametrize('h,w', [(1, 1), (3, 5), (1, 20), (7, 2)])
+def test_tiny_images_are_deblurred(tiny_model, h, w):
+    """Sides shorter than the padding to 8 (reflect cannot reach) still predict, also tiled and
+    with the self-ensemble; the output has the input's size."""
+    img = smooth_image(h * 31 + w, h, w)
+    out = deblur(tiny_model, img, seed=0)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    with torch.no_grad():
+        ref = tiny_model.forward_tensor(image_to_tensor(tiny_model, img),
+                                        generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(out, tensor_to_image(tiny_model, ref))
+    assert deblur(tiny_model, img, seed=0, tile=8, overlap=0, self_ensemble=True).shape == \
+        (h, w, 3)

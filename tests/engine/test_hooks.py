@@ -84,6 +84,72 @@ def test_atomic_backend_replaces_whole_files(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ['ckpt.pth']  # no temporary file left behind
 
 
+def test_fault_tolerant_hooks_replace_the_checkpoint_hook_and_add_the_signal_hook():
+    from mmengine.config import Config
+
+    from hidiff_mm.engine import SignalCheckpointHook, fault_tolerant_hooks
+    cfg = Config(dict(default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=5)),
+                      custom_hooks=[dict(type='ExactResumeHook')]))
+    fault_tolerant_hooks(cfg)
+    assert cfg.default_hooks.checkpoint == dict(type='AtomicCheckpointHook', interval=5)
+    assert cfg.custom_hooks == [dict(type='ExactResumeHook'), dict(type='SignalCheckpointHook')]
+    fault_tolerant_hooks(cfg)  # idempotent
+    assert [h['type'] for h in cfg.custom_hooks] == ['ExactResumeHook', 'SignalCheckpointHook']
+    with pytest.raises(ValueError, match=r"unknown signal names \['SIGFOO'\]"):
+        SignalCheckpointHook(signals=['SIGTERM', 'SIGFOO'])
+
+
+def test_atomic_checkpoint_hook_defaults_to_the_atomic_backend_for_local_folders():
+    from hidiff_mm.engine import AtomicCheckpointHook
+    assert AtomicCheckpointHook(interval=1).backend_args == dict(backend='atomic_local')
+    assert AtomicCheckpointHook(interval=1, out_dir='s3://bucket/x').backend_args is None
+    mine = dict(backend='local')
+    assert AtomicCheckpointHook(interval=1, backend_args=mine).backend_args is mine
+
+
+def test_find_resume_checkpoint_falls_back_to_the_newest_readable(tmp_path):
+    from hidiff_mm.engine import find_resume_checkpoint
+    from hidiff_mm.utils import CheckpointError
+    assert find_resume_checkpoint(str(tmp_path)) == (None, None, [])
+    for it in (2, 10, 9):
+        torch.save({'meta': {'iter': it}}, tmp_path / f'iter_{it}.pth')
+    torch.save({}, tmp_path / 'best_PSNR_iter_11.pth')  # not a resume point
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_9.pth'))
+    path, ckpt, skipped = find_resume_checkpoint(str(tmp_path))
+    assert path == str(tmp_path / 'iter_9.pth') and ckpt['meta']['iter'] == 9 and skipped == []
+    (tmp_path / 'iter_9.pth').write_bytes(b'')  # damaged: the newest readable one is taken
+    path, ckpt, skipped = find_resume_checkpoint(str(tmp_path))
+    assert path == str(tmp_path / 'iter_10.pth') and ckpt['meta']['iter'] == 10
+    assert len(skipped) == 1 and 'iter_9.pth (0 bytes)' in skipped[0]
+    (tmp_path / 'last_checkpoint').write_text('')
+    (tmp_path / 'iter_10.pth').write_bytes(b'\x00' * 7)
+    path, _, skipped = find_resume_checkpoint(str(tmp_path))
+    assert path == str(tmp_path / 'iter_2.pth')
+    assert skipped[0] == f'{tmp_path}/last_checkpoint is empty' and len(skipped) == 3
+    (tmp_path / 'iter_2.pth').write_bytes(b'')
+    with pytest.raises(CheckpointError, match='no readable checkpoint in .* to resume from: '):
+        find_resume_checkpoint(str(tmp_path))
+
+
+def test_signal_hook_flags_the_first_signal_and_lets_the_second_through():
+    import logging
+    import signal
+    from types import SimpleNamespace
+
+    from hidiff_mm.engine import SignalCheckpointHook
+    hook = SignalCheckpointHook(signals=['SIGINT'])
+    previous = signal.getsignal(signal.SIGINT)
+    hook.before_run(SimpleNamespace(logger=logging.getLogger('test_signal_hook')))
+    try:
+        signal.raise_signal(signal.SIGINT)  # flagged: training goes on to the iteration's end
+        assert hook.received == signal.SIGINT
+        assert signal.getsignal(signal.SIGINT) is previous
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Log:
     def __init__(self) -> None:
         self.info_lines, self.warnings = [], []

@@ -1,5 +1,6 @@
 """Writes tiny HI-Diff training configs for the end-to-end tests."""
 import os.path as osp
+from typing import Sequence
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -30,7 +31,8 @@ test_dataloader = val_dataloader
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=4, eta_min=1e-5, begin=0, end=4,
                         by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={val_interval})
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict(interval=1))
+default_hooks = dict(checkpoint=dict(interval={checkpoint_interval}, max_keep_ckpts=-1),
+                     logger=dict(interval=1))
 custom_hooks = [{hooks}]
 randomness = dict(seed=0, deterministic=True)
 visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
@@ -42,14 +44,18 @@ AUGMENT = ("dict(type='PairedRandomCrop', gt_patch_size=16), "
 
 def write_config(path: str, data: str, work_dir: str, iters: int = 8, switch: int = 4,
                  kill: int = None, workers: int = 0, batch: int = 2, augment: bool = True,
-                 val_interval: int = 4) -> str:
+                 val_interval: int = 4, faults: Sequence[dict] = (),
+                 checkpoint_interval: int = 1) -> str:
+    """``faults``: more hooks (e.g. the fault injectors of kill_hook.py)."""
     hooks = [f"dict(type='StageSwitchHook', switch_iter={switch})",
              "dict(type='ExactResumeHook')"]
     if kill is not None:
         hooks.append(f"dict(type='KillAfterIterHook', kill_iter={kill})")
+    hooks += [repr(hook) for hook in faults]
     with open(path, 'w') as f:
         f.write(TEMPLATE.format(
             demo=osp.join(REPO, 'configs', 'hidiff_demo.py'), work_dir=work_dir, data=data,
             iters=iters, workers=workers, batch=batch, crop=AUGMENT if augment else '',
-            hooks=', '.join(hooks), val_interval=val_interval, model=TINY_MODEL))
+            hooks=', '.join(hooks), val_interval=val_interval, model=TINY_MODEL,
+            checkpoint_interval=checkpoint_interval))
     return path

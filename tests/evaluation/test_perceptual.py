@@ -1,6 +1,7 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """LPIPS and DISTS with random trunks saved as torchvision checkpoints, checked against
 numpy re-implementations and against the `lpips` / `DISTS_pytorch` packages."""
+from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -8,11 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from bad_files import damaged_copies, malicious_checkpoint
 from mmagic.registry import METRICS
 
 import hidiff_mm  # noqa: F401  (registers the metrics)
 from hidiff_mm.evaluation import DISTS, LPIPS
 from hidiff_mm.evaluation.metrics.lpips_metric import packaged_calibration
+from hidiff_mm.utils import CheckpointError
 
 # ('conv', features index, stride, padding), ('pool', kernel, stride), ('relu',);
 # 'relu*' marks an activation that the metric compares
@@ -249,6 +252,23 @@ def test_missing_and_wrong_files(trunks, tmp_path):
         LPIPS(backbone_path=trunks['vgg16'][0], net='alex')
     with pytest.raises(ValueError, match='net must be one of'):
         LPIPS(backbone_path=trunks['alexnet'][0], net='squeeze')
+
+
+def test_damaged_and_malicious_weight_files_are_refused(trunks, tmp_path):
+    """The metrics' weight files are untrusted downloads: loaded as weights only, nothing in
+    them runs, and a damaged one is named."""
+    marker = tmp_path / 'pwned'
+    evil = str(malicious_checkpoint(tmp_path / 'evil.pth', marker))
+    with pytest.raises(CheckpointError, match=r'LPIPS `backbone_path` .*evil\.pth was refused'):
+        LPIPS(backbone_path=evil)
+    with pytest.raises(CheckpointError, match=r'LPIPS `calibration_path` .*evil\.pth was refused'):
+        LPIPS(backbone_path=trunks['alexnet'][0], calibration_path=evil)
+    with pytest.raises(CheckpointError, match=r'DISTS `calibration_path` .*evil\.pth was refused'):
+        DISTS(backbone_path=trunks['vgg16'][0], calibration_path=evil)
+    assert not marker.exists()
+    half = str(damaged_copies(Path(trunks['vgg16'][0]), tmp_path)['half'])
+    with pytest.raises(CheckpointError, match=r'cannot read DISTS `backbone_path` .*half\.pth'):
+        DISTS(backbone_path=half)
 
 
 def test_dists_default_calibration(trunks, monkeypatch):

@@ -5,10 +5,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torchvision
+from bad_files import damaged_copies, malicious_checkpoint
 from mmagic.models.losses import PerceptualLoss
 from mmagic.registry import MODELS
 
 from hidiff_mm.models.losses import LocalVGGFeatures, vgg_layer_names
+from hidiff_mm.utils import CheckpointError
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -107,3 +109,11 @@ def test_missing_or_wrong_file(tmp_path):
     with pytest.raises(ValueError, match='conv5_4 = 34'):
         MODELS.build(dict(type='LocalPerceptualLoss', vgg_path=wrong,
                           layer_weights={'conv6_1': 1.0}))
+    marker = tmp_path / 'pwned'
+    evil = str(malicious_checkpoint(tmp_path / 'evil.pth', marker))
+    with pytest.raises(CheckpointError, match=r'`vgg_path`.*evil\.pth was refused'):
+        MODELS.build(dict(type='LocalPerceptualLoss', vgg_path=evil))
+    assert not marker.exists()
+    empty = str(damaged_copies(tmp_path / 'alex.pth', tmp_path)['empty'])
+    with pytest.raises(CheckpointError, match=r'cannot read .*`vgg_path` .*empty\.pth \(0 bytes\)'):
+        MODELS.build(dict(type='LocalPerceptualLoss', vgg_path=empty))

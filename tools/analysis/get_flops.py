@@ -41,6 +41,7 @@ if REPO not in sys.path:
 
 import hidiff_mm  # noqa: E402,F401  (compatibility layer first; registers HI-Diff modules)
 from hidiff_mm.models.layers import convert_to_exact  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 
 # Row keys of a report, in table order.
 PART_NAMES = {
@@ -236,4 +237,4 @@ def main(argv=None) -> Dict:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

@@ -18,6 +18,7 @@ Example::
 import argparse
 import os
 import os.path as osp
+import sys
 from contextlib import nullcontext
 from functools import partial
 from multiprocessing import Pool
@@ -25,8 +26,16 @@ from typing import List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
-from hidiff_mm.datasets import PairedDeblurDataset
-from hidiff_mm.datasets.patches import CropPlan, crop_pair, train_crops, val_crops
+sys.path.append(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/, for light_import
+from light_import import import_alone  # noqa: E402
+
+_patches = import_alone('datasets.patches')
+CropPlan, crop_pair = _patches.CropPlan, _patches.crop_pair
+train_crops, val_crops = _patches.train_crops, _patches.val_crops
+run = import_alone('utils.cli').run
+#: The suffixes ``PairedDeblurDataset`` lists by default (MMagic's ``IMG_EXTENSIONS``).
+IMAGE_SUFFIXES = tuple(suffix for ext in ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff')
+                       for suffix in (ext, ext.upper()))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -41,10 +50,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def list_pairs(split_root: str) -> List[Tuple[str, str]]:
-    """``(input, target)`` paths under ``split_root/{input,target}``, paired by file name."""
-    dataset = PairedDeblurDataset(data_root=split_root, data_prefix=dict(img='input', gt='target'))
-    infos = (dataset.get_data_info(i) for i in range(len(dataset)))
-    return [(info['img_path'], info['gt_path']) for info in infos]
+    """``(input, target)`` paths under ``split_root/{input,target}``, paired by file name and
+    sorted, as ``PairedDeblurDataset`` pairs them (without importing it: MMagic is not needed).
+
+    Raises:
+        FileNotFoundError: a folder is missing, or an image has no partner (names it).
+        ValueError: a folder holds no images.
+    """
+    folders = [osp.join(split_root, 'input'), osp.join(split_root, 'target')]
+    names = []
+    for folder in folders:
+        if not osp.isdir(folder):
+            raise FileNotFoundError(f"Image folder '{folder}' does not exist.")
+        names.append({
+            name for name in os.listdir(folder) if name.endswith(IMAGE_SUFFIXES)
+            and osp.isfile(osp.join(folder, name))})
+        if not names[-1]:
+            raise ValueError(f"Image folder '{folder}' holds no images with a suffix in "
+                             f'{IMAGE_SUFFIXES}.')
+    for folder, own, other in ((folders[0], *names), (folders[1], *names[::-1])):
+        if own - other:
+            raise FileNotFoundError(f"Missing partner of '{osp.join(folder, min(own - other))}' "
+                                    f'({len(own - other)} image(s) of {folder} have no partner '
+                                    'of the same name).')
+    return [(osp.join(folders[0], name), osp.join(folders[1], name)) for name in sorted(names[0])]
 
 
 def convert(pairs: Sequence[Tuple[str, str]], out_root: str, plan: CropPlan, workers: int,
@@ -87,4 +116,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run(main)

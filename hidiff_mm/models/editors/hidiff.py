@@ -8,6 +8,7 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
+from ...utils.checkpoint_globals import mmengine_checkpoint_globals
 from .prediction import BlindPrediction
 
 
@@ -23,8 +24,8 @@ class HIDiff(BlindPrediction, BaseEditModel):
       pixel(G(blur, z_hat), sharp) + prior(z_hat, z). G, E2 and the denoiser train.
 
     Prediction is blind and has one path, :meth:`forward_tensor`, used by validation,
-    ``tools/test.py``, the API and ``tools/demo.py``: the image is reflect-padded to
-    ``pad_multiple``, the prior is sampled from ``z_T ~ N(0, I)`` (the only random draw), G runs
+    ``tools/test.py``, the API and ``tools/demo.py``: the image is padded to ``pad_multiple``
+    (:meth:`pad`), the prior is sampled from ``z_T ~ N(0, I)`` (the only random draw), G runs
     (on tiles, with that one prior, if asked) and its output is cropped back; optionally averaged
     over the 8 dihedral transforms. ``test_cfg`` holds these options (``steps``, ``tile``,
     ``tile_overlap``, ``self_ensemble``: :class:`PredictionOptions`). A stage-1
@@ -89,7 +90,8 @@ class HIDiff(BlindPrediction, BaseEditModel):
         """
         if not osp.isfile(path):
             raise FileNotFoundError(f'model.init_from_stage1: no stage-1 checkpoint at {path!r}')
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        with mmengine_checkpoint_globals():
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
         state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise KeyError(f'model.init_from_stage1: {path!r} is not an MMEngine checkpoint '

@@ -1,0 +1,98 @@
+"""How the tools in ``tools/`` report errors: one line for what a user can fix, tracebacks for bugs.
+
+Each tool ends with ``run(main)``. Errors a user can act on (a missing or unreadable file, a bad
+config path or key, an invalid option value, a checkpoint that does not fit the config) are
+printed as one line on stderr, ``<tool>: error: <message>``, and the exit status is 2, as for
+argparse's own usage errors. A :class:`ToolError` (a fault already phrased for the user, e.g. a
+training run that stopped) is printed the same way with its own exit status. Anything else is a
+bug and keeps Python's traceback (exit status 1). ``--debug`` anywhere on the command line, or
+``HIDIFF_DEBUG=1`` in the environment, prints the full traceback of every error too; ``--debug``
+is removed from the arguments before ``main`` parses them and exported as ``HIDIFF_DEBUG=1`` so
+that child processes (``torchrun`` ranks, ``tools/quickstart.py``'s steps) show theirs as well.
+``main`` is called in-process by the tests, where exceptions propagate as usual.
+"""
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import traceback
+from typing import Any, Callable, NoReturn
+
+DEBUG_ENV = 'HIDIFF_DEBUG'
+USER_ERROR_EXIT = 2
+
+# What a user can fix. OSError covers missing/unreadable files and full disks; ValueError bad
+# values and files (CheckpointError is one); KeyError and TypeError bad config keys (MMEngine's
+# registry reports an unknown type as KeyError and an unknown argument as TypeError, both naming
+# the class); ImportError a config's custom_imports; SyntaxError a config file that is not Python.
+USER_ERRORS = (OSError, ValueError, KeyError, TypeError, ImportError, SyntaxError,
+               pickle.UnpicklingError)
+
+
+class ToolError(Exception):
+    """An error already phrased for the user, printed as one line; exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, '') not in ('', '0')
+
+
+def error_message(err: BaseException) -> str:
+    """The user-facing text of ``err``.
+
+    A ``KeyError``'s message loses its quotes; an error re-raised from a DataLoader worker
+    (whose message holds the worker's traceback) becomes its last line plus the worker.
+    """
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        text = err.args[0]
+    elif isinstance(err, subprocess.CalledProcessError):
+        cmd = err.cmd if isinstance(err.cmd, str) else ' '.join(map(str, err.cmd))
+        text = f'{cmd!r} failed with exit status {err.returncode} (its error is printed above)'
+    else:
+        text = str(err).strip() or type(err).__name__
+    if 'Original Traceback' in text:
+        lines = [line for line in text.splitlines() if line.strip()]
+        text = f'{lines[-1].strip()} ({lines[0].strip().rstrip(".")})'
+    return text
+
+
+def _prefix() -> str:
+    prog = osp.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'hidiff_mm'
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        prog += f' [rank {os.environ.get("RANK", "?")}]'
+    return prog
+
+
+def report(err: BaseException, exit_code: int) -> NoReturn:
+    """Print ``err`` as one line (plus its traceback in debug mode) and exit with ``exit_code``."""
+    if debug_enabled():
+        traceback.print_exception(err)
+    print(f'{_prefix()}: error: {error_message(err)}', file=sys.stderr, flush=True)
+    sys.exit(exit_code)
+
+
+def run(main: Callable[[], Any]) -> NoReturn:
+    """Run a tool's ``main()`` (which parses ``sys.argv``) and exit with its status (an ``int``
+    it returns; 0 for anything else)."""
+    if '--debug' in sys.argv[1:]:
+        sys.argv = [sys.argv[0]] + [a for a in sys.argv[1:] if a != '--debug']
+        os.environ[DEBUG_ENV] = '1'
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        if debug_enabled():
+            traceback.print_exc()
+        print(f'{_prefix()}: interrupted', file=sys.stderr, flush=True)
+        sys.exit(130)
+    except ToolError as err:
+        report(err, err.exit_code)
+    except subprocess.CalledProcessError as err:  # the child has printed its own error
+        report(err, err.returncode if err.returncode > 0 else 1)
+    except USER_ERRORS as err:
+        report(err, USER_ERROR_EXIT)
+    sys.exit(code if isinstance(code, int) else 0)
