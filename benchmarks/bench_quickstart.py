@@ -4,7 +4,7 @@
 Usage::
 
     python benchmarks/bench_quickstart.py [--seeds 0 1 2 3 4] [--num-test 50] [--full]
-        [--threads N] [--json results.json]
+        [--threads 1] [--json results.json]
 
 * **Gain**: the shipped demo model (``demo_model/``) on ``--num-test`` images of the procedural
   camera-shake test set for each seed, and on the blurred photographs for each seed: PSNR/SSIM
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 from typing import Dict, List, Optional
 
 import torch
+from _common import cpu_name
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -46,21 +46,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-test', type=int, default=TEST_SET['num'])
     parser.add_argument('--full', action='store_true',
                         help='also time tools/quickstart.py end to end in a subprocess')
-    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: '
-                        "torch's choice, as the quick start)")
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (default 1, as the quick start evaluates)')
     parser.add_argument('--json', help='write the results here too')
     return parser.parse_args(argv)
-
-
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def row(name: str, seed: int, summary: Dict, seconds: float) -> str:
@@ -113,8 +102,7 @@ def bench_full() -> Dict:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     print(f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, '
           f'{torch.get_num_threads()} torch threads')
     results = dict(cpu=cpu_name(), threads=torch.get_num_threads(),
