@@ -11,6 +11,8 @@
    ``configs/hidiff_demo_shake_finetune.py`` (stage 1, StageSwitchHook, stage 2, the runner's
    validation) on pairs written by ``tools/make_synthetic_blur.py``; draw (b) its training
    curves from the scalars it logged. A finished run is reused, an interrupted one resumes.
+   It runs in the background (log in ``<out>/finetune.log``) while steps 1-2 run here, one
+   torch thread each.
 
 The figures, the deblurred images and ``summary.json`` go to ``--out`` (default
 ``work_dirs/quickstart``). ``--photo PATH`` (an image or a folder) instead deblurs your own
@@ -30,6 +32,7 @@ import time
 from typing import Dict, List, Optional
 
 import cv2
+import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -78,11 +81,17 @@ def repo_path(path: str) -> str:
     return path if osp.isabs(path) else osp.join(REPO, path)
 
 
-def run(*cmd: str) -> None:
-    print('+', ' '.join(cmd), flush=True)
+def tool_env() -> Dict[str, str]:
+    """The environment of the tool subprocesses: the repo importable, one torch thread."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, env.get('PYTHONPATH')]))
-    subprocess.run([sys.executable, *cmd], cwd=REPO, env=env, check=True)
+    env.setdefault('OMP_NUM_THREADS', '1')
+    return env
+
+
+def run(*cmd: str) -> None:
+    print('+', ' '.join(cmd), flush=True)
+    subprocess.run([sys.executable, *cmd], cwd=REPO, env=tool_env(), check=True)
 
 
 def last_checkpoint(work_dir: str) -> Optional[str]:
@@ -161,8 +170,9 @@ def evaluate(model, seeds: List[int], num: int, figures: str) -> Dict:
     return results
 
 
-def finetune(args: argparse.Namespace, figures: str) -> Dict:
-    """Step 3 and figure (b)."""
+def start_finetune(args: argparse.Namespace, log_path: str) -> subprocess.Popen:
+    """Step 3: write the fine-tuning pairs, start ``tools/train.py`` in the background (one
+    thread, its log in ``log_path``)."""
     if not osp.isdir(osp.join(repo_path(args.data), 'test', 'target')):
         k_min, k_max = TEST_SET['kernel_sizes']
         run('tools/make_synthetic_blur.py', '--out', args.data, '--num-train', '200',
@@ -181,15 +191,28 @@ def finetune(args: argparse.Namespace, figures: str) -> Dict:
         train_cmd += extra
     else:
         train_cmd += extra + ['--cfg-options', *data_options]
-    run(*train_cmd)
+    print('+', ' '.join(train_cmd), f'> {shown(log_path)} (in the background)', flush=True)
+    os.makedirs(osp.dirname(log_path), exist_ok=True)
+    with open(log_path, 'w') as log:
+        return subprocess.Popen([sys.executable, *train_cmd], cwd=REPO, env=tool_env(),
+                                stdout=log, stderr=subprocess.STDOUT)
 
+
+def finish_finetune(args: argparse.Namespace, proc: subprocess.Popen, log_path: str,
+                    figures: str) -> Dict:
+    """Wait for the fine-tuning run; figure (b) from its logged scalars."""
+    if proc.wait() != 0:
+        with open(log_path) as f:
+            tail = f.readlines()[-20:]
+        sys.exit(f'quickstart: the fine-tuning run failed (exit code {proc.returncode}); the '
+                 f'end of {shown(log_path)}:\n' + ''.join(tail))
     records = read_scalars(repo_path(args.work_dir))
     curve = training_curves_figure(
         records, osp.join(figures, 'b_training_curves.png'), switch_iter=SWITCH_ITER,
         title='fine-tuning the demo model: stage 1, then stage 2 (tools/train.py, '
         f'{osp.basename(FINETUNE_CONFIG)})')
     val = [r for r in records if 'PSNR' in r]
-    result = {'figure': curve, 'checkpoint': last_checkpoint(args.work_dir)}
+    result = {'figure': curve, 'checkpoint': last_checkpoint(args.work_dir), 'log': log_path}
     if val:
         result.update(first_val=val[0], last_val=val[-1])
         print(f'fine-tuning: validation PSNR {val[0]["PSNR"]:.2f} dB (iteration '
@@ -208,10 +231,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         deblur_photos(model, args.photo, figures, args.tile)
         return 0
 
-    summary = evaluate(model, args.seeds, args.num_test, figures)
-    summary['time_evaluate_s'] = time.perf_counter() - start
-    if not args.skip_finetune:
-        summary['finetune'] = finetune(args, figures)
+    # One thread each for the evaluation here and the fine-tuning run beside it: on two cores
+    # that is faster than taking turns, and a single thread does not stall when the machine is
+    # busy (two OpenMP threads slowed the evaluation 5x on a loaded machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        log_path = osp.join(out, 'finetune.log')
+        proc = None if args.skip_finetune else start_finetune(args, log_path)
+        summary = evaluate(model, args.seeds, args.num_test, figures)
+        summary['time_evaluate_s'] = time.perf_counter() - start
+        if proc is not None:
+            summary['finetune'] = finish_finetune(args, proc, log_path, figures)
+    finally:
+        torch.set_num_threads(threads)
     summary['time_total_s'] = time.perf_counter() - start
     os.makedirs(out, exist_ok=True)
     with open(osp.join(out, 'summary.json'), 'w') as f:

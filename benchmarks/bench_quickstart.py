@@ -1,0 +1,119 @@
+# Copyright (c) hidiff_mm contributors. All rights reserved.
+"""The quick start's promise, measured: the demo model's gain over seeds and the wall time.
+
+Usage::
+
+    python benchmarks/bench_quickstart.py [--seeds 0 1 2 3 4] [--num-test 50] [--full]
+        [--threads 1] [--json results.json]
+
+* **Gain**: the shipped demo model (``demo_model/``) on ``--num-test`` images of the procedural
+  camera-shake test set for each seed, and on the blurred photographs for each seed: PSNR/SSIM
+  of the blurry input and of the output, the gain, and the wall time of each evaluation.
+* **Wall time** (``--full``): ``tools/quickstart.py`` end to end in a fresh subprocess, into a
+  temporary folder (its data, fine-tuning run and figures start from nothing), timed from the
+  outside; its own ``summary.json`` gives the split between evaluation and fine-tuning.
+
+Prints one table per part, the CPU and the torch thread count.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import torch
+from _common import cpu_name
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
+from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, init_demo_model,  # noqa: E402
+                                       procedural_test_pairs, summarize)
+from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
+
+HEADER = ('| set | seed | images | blurry PSNR | HI-Diff PSNR | gain | blurry SSIM | '
+          'HI-Diff SSIM | time |')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--num-test', type=int, default=TEST_SET['num'])
+    parser.add_argument('--full', action='store_true',
+                        help='also time tools/quickstart.py end to end in a subprocess')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (default 1, as the quick start evaluates)')
+    parser.add_argument('--json', help='write the results here too')
+    return parser.parse_args(argv)
+
+
+def row(name: str, seed: int, summary: Dict, seconds: float) -> str:
+    return (f'| {name} | {seed} | {summary["num_images"]} | {summary["psnr_blurry"]:.2f} | '
+            f'{summary["psnr_output"]:.2f} | {summary["psnr_gain"]:+.2f} | '
+            f'{summary["ssim_blurry"]:.4f} | {summary["ssim_output"]:.4f} | {seconds:.1f} s |')
+
+
+def bench_gain(seeds: List[int], num: int) -> Dict:
+    model = init_demo_model()
+    results: Dict = {'procedural': {}, 'photos': {}}
+    print(HEADER)
+    print('|---' * (HEADER.count('|') - 1) + '|')
+    for name, make in (('procedural', lambda s: procedural_test_pairs(s, num)),
+                       ('photos', lambda s: make_photo_pairs(seed=s))):
+        for seed in seeds:
+            start = time.perf_counter()
+            summary = summarize(evaluate_pairs(model, make(seed)))
+            seconds = time.perf_counter() - start
+            results[name][seed] = dict(summary, seconds=seconds)
+            print(row(name, seed, summary, seconds), flush=True)
+    for name in results:
+        gains = [r['psnr_gain'] for r in results[name].values()]
+        print(f'{name}: gain {min(gains):+.2f} .. {max(gains):+.2f} dB over seeds '
+              f'{seeds}, mean {sum(gains) / len(gains):+.2f} dB')
+    return results
+
+
+def bench_full() -> Dict:
+    with tempfile.TemporaryDirectory(prefix='bench_quickstart_') as tmp:
+        cmd = [sys.executable, osp.join(REPO, 'tools', 'quickstart.py'), '--out',
+               osp.join(tmp, 'out'), '--data', osp.join(tmp, 'data'), '--work-dir',
+               osp.join(tmp, 'finetune')]
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        with open(osp.join(tmp, 'out', 'summary.json')) as f:
+            summary = json.load(f)
+    result = dict(wall_s=wall, evaluate_s=summary['time_evaluate_s'],
+                  finetune_s=summary['time_total_s'] - summary['time_evaluate_s'],
+                  gains=[s['psnr_gain'] for s in summary['seeds'].values()],
+                  photo_gain=summary['photos']['psnr_gain'])
+    print(f'tools/quickstart.py end to end: {wall:.0f} s wall (evaluation and figures '
+          f'{result["evaluate_s"]:.0f} s with the fine-tuning running beside them, then '
+          f'{result["finetune_s"]:.0f} s waiting for the fine-tuning; the rest is start-up); '
+          f'gains {", ".join(f"{g:+.2f}" for g in result["gains"])} dB, photographs '
+          f'{result["photo_gain"]:+.2f} dB')
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f'CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__}, '
+          f'{torch.get_num_threads()} torch threads')
+    results = dict(cpu=cpu_name(), threads=torch.get_num_threads(),
+                   gain=bench_gain(args.seeds, args.num_test))
+    if args.full:
+        results['full'] = bench_full()
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
