@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/bench_train_step.py [--batch 2] [--patch 64] [--iters 3] [--threads 2] \
-        [--stages 1 2] [--official PATH] [--models fast exact official] [--json results.json]
+        [--stages 1 2] [--official PATH] [--models fast exact official] [--with-cp] [--bf16] \
+        [--json results.json]
 
 One training step = forward, loss, backward, grad-norm clip 0.01, AdamW update (lr 2e-4,
 weight decay 1e-4, betas 0.9/0.999), on ``--batch`` random ``3 x --patch x --patch`` pairs
@@ -15,7 +16,10 @@ Models (``--models``; default ``fast exact`` plus ``official`` when ``--official
   model), converted to its fast form or to the exact reference form
   (``hidiff_mm.models.layers.convert_to_fast`` / ``convert_to_exact``); ``set_stage(stage)``,
   an ``OptimWrapper`` built from the config's ``optim_wrapper``, and
-  ``model.train_step(data, optim_wrapper)`` (data preprocessor: uint8 / 255).
+  ``model.train_step(data, optim_wrapper)`` (data preprocessor: uint8 / 255). The memory
+  levers apply to these two: ``--with-cp`` sets the Transformer's activation checkpointing
+  (``generator.with_cp``), ``--bf16`` trains through the bf16 ``AmpOptimWrapper`` of
+  ``configs/hidiff/hidiff_gopro_amp.py`` (CPU autocast; its CUDA check is lifted on CPU).
 * ``official`` (needs ``--official PATH``, a local checkout of github.com/zhengchen1999/HI-Diff
   read at run time, never copied): the official GoPro networks ``net_g``, ``net_le`` (and for
   stage 2 ``net_le_dm``, ``net_d``) trained the way ``HI_Diff_S1.optimize_parameters`` and
@@ -55,6 +59,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from _common import (REPO, build_official, current_rss, emit, gib, machine, max_abs_diff,
                      official_chain, official_schedule, peak_rss, ratio_pairs, ratio_table,
                      reference_model, reset_peak_rss, run_worker, sci, worker_setup)
+from gpu_check import BF16_CONFIG, amp_on_cpu
 
 SCRIPT = osp.abspath(__file__)
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'hidiff', 'hidiff_s1_gopro.py')
@@ -103,7 +108,10 @@ def build_ours(args, stage: int, fast: bool) -> Tuple[Step, Any, int]:
     model.load_state_dict(torch.load(args.weights, weights_only=True), strict=True)
     (convert_to_fast if fast else convert_to_exact)(model.train())
     model.set_stage(stage)
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.generator.with_cp = args.with_cp
+    optim_cfg = Config.fromfile(BF16_CONFIG).optim_wrapper if args.bf16 else cfg.optim_wrapper
+    with amp_on_cpu(torch.device('cpu')):
+        optim_wrapper = build_optim_wrapper(model, optim_cfg)
     blur, sharp = make_pairs(args.batch, args.patch)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -218,7 +226,9 @@ def add_diffs(results: List[Dict], grads: Dict, reference: Optional[str]) -> Non
 def format_tables(results: List[Dict], meta: Dict) -> str:
     reference = meta['reference']
     ref_name = MODEL_NAMES[reference] if reference else 'n/a'
-    out = [f"CPU, {meta['threads']} thread(s), torch {meta['torch']}, fp32, batch "
+    levers = ('bf16 autocast' if meta['bf16'] else 'fp32') + (
+        ', activation checkpointing' if meta['with_cp'] else '')
+    out = [f"CPU, {meta['threads']} thread(s), torch {meta['torch']}, {levers} (ours), batch "
            f"{meta['batch']} x {meta['patch']}x{meta['patch']}, median of {meta['iters']} "
            f"step(s) after 1 warm-up; {meta['cpu']}", '',
            '| stage | model | trained params | wall time / step (median) '
@@ -268,6 +278,10 @@ def parse_args(argv=None):
     parser.add_argument('--models', nargs='+', choices=list(MODEL_NAMES), default=None,
                         help='models to run (default: fast exact, plus official with '
                         '--official)')
+    parser.add_argument('--with-cp', action='store_true',
+                        help='ours with activation checkpointing (generator.with_cp)')
+    parser.add_argument('--bf16', action='store_true',
+                        help='ours in bf16 autocast (the AmpOptimWrapper of hidiff_gopro_amp.py)')
     parser.add_argument('--json', default=None, help='also write the raw results here')
     parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--weights', default=None, help=argparse.SUPPRESS)
@@ -285,6 +299,7 @@ def worker_args(model: str, stage: int, args, output: str) -> List[str]:
     cmd = ['--worker', model, '--stages', str(stage), '--config', args.config, '--batch',
            str(args.batch), '--patch', str(args.patch), '--iters', str(args.iters),
            '--threads', str(args.threads), '--weights', args.weights, '--output', output]
+    cmd += ['--with-cp'] * args.with_cp + ['--bf16'] * args.bf16
     return cmd + (['--official', args.official] if args.official else [])
 
 
@@ -325,6 +340,7 @@ def main(argv=None) -> List[Dict]:
     import torch
     meta = dict(threads=args.threads, batch=args.batch, patch=args.patch, iters=args.iters,
                 stages=args.stages, torch=torch.__version__, cpu=machine(), models=models,
+                with_cp=args.with_cp, bf16=args.bf16,
                 reference=reference, official=args.official, config=args.config)
     print(format_tables(results, meta))
     if args.json:

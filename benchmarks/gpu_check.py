@@ -24,10 +24,13 @@ Parts (each case is guarded: a failure prints its traceback and the run goes on)
   AmpOptimWrapper) and ``configs/hidiff/hidiff_gopro_amp_fp16.py`` (fp16, dynamic loss
   scaling), fast vs exact path; the same initial weights and noise for every case; median of
   ``--train-steps`` steps after two warm-up steps; the first step's loss against fp32 exact.
+  ``--with-cp`` turns on the Transformer's activation checkpointing (``generator.with_cp``);
+  ``--batch 1 --patch 384`` is one micro-batch of the recipe's 384^2 phase.
 * (c) DDP: ``torchrun --nproc_per_node 1 tools/train.py CFG --launcher pytorch`` (nccl) on a
   tiny set of blurred/sharp PNG pairs (8 train, 2 val, 64 px), CFG being
   ``configs/hidiff/hidiff_gopro_amp_ema.py`` (bf16 AMP + EMA) with the data, the sizes and the
-  iterations shrunk and the stage switch moved to iteration ``--ddp-switch``; checks the
+  iterations shrunk, the stage switch moved to iteration ``--ddp-switch`` and a total batch
+  of 4 pairs made of 2 accumulated micro-batches of 2 (DDP ``no_sync``); checks the
   checkpoints (stage 1 then 2, EMA state, AMP loss-scaler state); the run's output goes to
   ``OUT/ddp_train.log``.
 * (d) ``torch.compile`` of the Transformer (``--compile-mode``, default ``default``; the whole
@@ -418,7 +421,8 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
         for dtype in ('fp32', 'bf16', 'fp16'):
             for fast in (False, True):
                 row = dict(part='b', stage=stage, dtype=dtype, path='fast' if fast else 'exact',
-                           batch=f'{args.batch}x{args.patch}x{args.patch}')
+                           batch=f'{args.batch}x{args.patch}x{args.patch}'
+                           + (', with_cp' if args.with_cp else ''))
                 if clock.left(until) <= 0:
                     row['status'] = 'skipped (time budget)'
                     results.append(row)
@@ -431,6 +435,7 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
                 def case(stage=stage, dtype=dtype, fast=fast):
                     model.load_state_dict(init)
                     model.set_stage(stage)
+                    model.generator.with_cp = args.with_cp
                     model.train()
                     set_form(model, fast)
                     with amp_on_cpu(device):
@@ -504,8 +509,9 @@ def ddp_config(path: str, data: str, work_dir: str, args, device) -> str:
         if hook['type'] == 'StageSwitchHook':
             hook['switch_iter'] = switch
         elif hook['type'] == 'ProgressivePatchHook':
+            # a total of 4 pairs in micro-batches of 2: 2 accumulated micro-batches per step
             hook.update(milestones=[2, iters], patch_sizes=[32, 48], batch_sizes=[2, 2],
-                        start_iter=[0, switch])
+                        start_iter=[0, switch], recipe_total_batch_sizes=[4, 4])
         elif hook['type'] == 'BasicVisualizationHook':
             continue
         hooks.append(hook)
@@ -521,7 +527,8 @@ def ddp_config(path: str, data: str, work_dir: str, args, device) -> str:
         work_dir=work_dir,
         custom_imports=dict(imports=['hidiff_mm'], allow_failed_imports=False),
         custom_hooks=hooks,
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=switch),
+        train_cfg=dict(type='AccumulatingIterBasedTrainLoop', max_iters=iters,
+                       val_interval=switch, total_batch_size=4),
         param_scheduler=[dict(type='ConstantLR', factor=1.0, begin=0, end=iters,
                               by_epoch=False)],
         train_dataloader=dict(
@@ -658,6 +665,8 @@ def parse_args(argv=None):
     parser.add_argument('--batch', type=int, help='training batch (default 8)')
     parser.add_argument('--patch', type=int, help='training patch side (default 128)')
     parser.add_argument('--train-steps', type=int, help='timed steps per case (default 5)')
+    parser.add_argument('--with-cp', action='store_true',
+                        help='(b) with activation checkpointing of the Transformer')
     parser.add_argument('--ddp-iters', type=int, default=8)
     parser.add_argument('--ddp-switch', type=int, default=4)
     parser.add_argument('--write-stubs', metavar='DIR',

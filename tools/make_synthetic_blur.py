@@ -17,16 +17,13 @@ import sys
 from typing import List, Optional
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 sys.path.append(osp.dirname(osp.abspath(__file__)))  # tools/, for light_import
 from light_import import import_alone  # noqa: E402
 
-make_blur_pair = import_alone('datasets.synthetic').make_blur_pair
+make_split_pair = import_alone('datasets.synthetic').make_split_pair
 run = import_alone('utils.cli').run
-
-SPLITS = (('train', 0), ('test', 1))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -47,14 +44,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     """Generate both splits."""
     args = parse_args(argv)
-    for split, split_id in SPLITS:
+    for split in ('train', 'test'):
         num = args.num_train if split == 'train' else args.num_val
         folders = [osp.join(args.out, split, sub) for sub in ('input', 'target')]
         for folder in folders:
             os.makedirs(folder, exist_ok=True)
         for i in tqdm(range(num), desc=split, unit='pair'):
-            pair = make_blur_pair(np.random.default_rng([args.seed, split_id, i]), args.size,
-                                  kernel_sizes=tuple(args.kernel_sizes))
+            pair = make_split_pair(args.seed, split, i, args.size, tuple(args.kernel_sizes))
             for folder, img in zip(folders, pair):
                 cv2.imwrite(osp.join(folder, f'{i:06d}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 

@@ -1,11 +1,20 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
-"""The quick start: HI-Diff on the procedural blur set, end to end on CPU.
+"""The quick start: HI-Diff deblurring camera shake on CPU, with pictures, in a few minutes.
 
-1. Write the synthetic blurred/sharp pairs (``tools/make_synthetic_blur.py``) unless present.
-2. Train both HI-Diff stages with ``configs/hidiff_demo.py`` (``tools/train.py``); a finished run
-   is reused, an interrupted one resumes.
-3. Test the final checkpoint (``tools/test.py``) and print the metrics next to the PSNR of the
-   blurry input.
+1. Evaluate the shipped demo model (``demo_model/``, trained by this project's recipe
+   ``configs/hidiff_demo_shake.py``) on three seeds of the held-out procedural camera-shake test
+   set and on real photographs blurred by camera shake (never trained on); print PSNR/SSIM of
+   the blurry input and of the output.
+2. Draw (a) blurry | HI-Diff | sharp for a few test images and for photographs, (c) the
+   diffusion trajectory (the output guided by each prior z_T ... z_0) for one image.
+3. Fine-tune the model briefly through the real pipeline: ``tools/train.py`` with
+   ``configs/hidiff_demo_shake_finetune.py`` (stage 1, StageSwitchHook, stage 2, the runner's
+   validation) on pairs written by ``tools/make_synthetic_blur.py``; draw (b) its training
+   curves from the scalars it logged. A finished run is reused, an interrupted one resumes.
+
+The figures, the deblurred images and ``summary.json`` go to ``--out`` (default
+``work_dirs/quickstart``). ``--photo PATH`` (an image or a folder) instead deblurs your own
+images with the demo model, into the same folder as the figures.
 
 Run from anywhere: ``.venv/bin/python tools/quickstart.py`` (paths are relative to the repo).
 Extra arguments after ``--`` go to ``tools/train.py`` (e.g. ``-- --cfg-options
@@ -17,15 +26,47 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
+from typing import Dict, List, Optional
+
+import cv2
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = 'configs/hidiff_demo.py'
+sys.path.insert(0, REPO)
+
+import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
+from hidiff_mm.apis import deblur, diffusion_trajectory, list_images  # noqa: E402
+from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, format_summary,  # noqa: E402
+                                       init_demo_model, procedural_test_pairs, summarize)
+from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
+from hidiff_mm.visualization.figures import (read_scalars, side_by_side_figure,  # noqa: E402
+                                             training_curves_figure, trajectory_figure)
+
+FINETUNE_CONFIG = 'configs/hidiff_demo_shake_finetune.py'
+GAIN_TARGET = 2.0  # dB over the blurry input, on every seed
+FIGURE_ROWS = 4
+SWITCH_ITER = 60  # of FINETUNE_CONFIG
 
 
-def parse_args(argv=None):
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--data', default='data/synthetic', help='synthetic data root')
-    parser.add_argument('--work-dir', default='work_dirs/hidiff_demo', help='training work dir')
+    parser.add_argument('--out', default='work_dirs/quickstart',
+                        help='figures, deblurred images and summary.json')
+    parser.add_argument('--photo', help='deblur this image, or the images of this folder, '
+                        'with the demo model (nothing else runs)')
+    parser.add_argument('--tile', type=int, default=None,
+                        help='with --photo: run the Transformer on tiles of this size '
+                        '(a multiple of 8) to bound memory on large images')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='seeds of the procedural test set')
+    parser.add_argument('--num-test', type=int, default=TEST_SET['num'],
+                        help='test images per seed')
+    parser.add_argument('--data', default='data/quickstart',
+                        help='where the fine-tuning pairs are written')
+    parser.add_argument('--work-dir', default='work_dirs/quickstart_finetune',
+                        help='work dir of the fine-tuning run')
+    parser.add_argument('--skip-finetune', action='store_true',
+                        help='only evaluate and draw the shipped model')
     parser.add_argument('train_args', nargs=argparse.REMAINDER,
                         help='extra tools/train.py arguments, after --')
     args = parser.parse_args(argv)
@@ -33,15 +74,19 @@ def parse_args(argv=None):
     return args
 
 
-def run(*cmd):
+def repo_path(path: str) -> str:
+    return path if osp.isabs(path) else osp.join(REPO, path)
+
+
+def run(*cmd: str) -> None:
     print('+', ' '.join(cmd), flush=True)
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, env.get('PYTHONPATH')]))
     subprocess.run([sys.executable, *cmd], cwd=REPO, env=env, check=True)
 
 
-def last_checkpoint(work_dir):
-    path = osp.join(REPO, work_dir, 'last_checkpoint')
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    path = osp.join(repo_path(work_dir), 'last_checkpoint')
     if not osp.isfile(path):
         return None
     with open(path) as f:
@@ -49,41 +94,143 @@ def last_checkpoint(work_dir):
     return ckpt if osp.isfile(ckpt) else None
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if not osp.isdir(osp.join(REPO, args.data, 'test', 'target')):
-        run('tools/make_synthetic_blur.py', '--out', args.data)
+def shown(path: str) -> str:
+    """``path`` relative to the repo when it lies inside it."""
+    return osp.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
 
+
+def write_rgb(path: str, rgb) -> str:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f'cannot write {path}')
+    return path
+
+
+def deblur_photos(model, photo: str, out_dir: str, tile: Optional[int]) -> List[str]:
+    """Deblur ``photo`` (a file or a folder of images) into ``out_dir/<stem>_hidiff.png``."""
+    if osp.isdir(photo):
+        paths = list_images(photo)
+        if not paths:
+            raise FileNotFoundError(f'--photo {photo}: no image files in this folder')
+    elif osp.isfile(photo):
+        paths = [photo]
+    else:
+        raise FileNotFoundError(f'--photo {photo}: no such file or folder')
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for path in paths:
+        out = osp.join(out_dir, osp.splitext(osp.basename(path))[0] + '_hidiff.png')
+        if not cv2.imwrite(out, deblur(model, path, seed=0, tile=tile)):
+            raise OSError(f'cannot write {out}')
+        print(f'quickstart: {path} -> {out}')
+        written.append(out)
+    return written
+
+
+def evaluate(model, seeds: List[int], num: int, figures: str) -> Dict:
+    """Step 1 and figures (a) and (c)."""
+    results: Dict = {'seeds': {}}
+    for seed in seeds:
+        rows = evaluate_pairs(model, procedural_test_pairs(seed, num))
+        results['seeds'][seed] = summarize(rows)
+        print(format_summary(f'procedural test set, seed {seed}', results['seeds'][seed]),
+              flush=True)
+        if seed == seeds[0]:
+            first = rows
+    photos = evaluate_pairs(model, make_photo_pairs(seed=0))
+    results['photos'] = summarize(photos)
+    print(format_summary('photographs blurred by camera shake', results['photos']), flush=True)
+
+    examples = [dict(r, name=f'test {r["name"]}') for r in first[:FIGURE_ROWS]]
+    results['figures'] = {'side_by_side': side_by_side_figure(
+        examples, osp.join(figures, 'a_side_by_side.png'),
+        title=f'demo model, procedural camera-shake test set (seed {seeds[0]})')}
+    results['figures']['photos_side_by_side'] = side_by_side_figure(
+        photos[:FIGURE_ROWS], osp.join(figures, 'a_photos_side_by_side.png'),
+        title='demo model, photographs blurred by camera shake (never trained on)')
+    for r in photos:
+        write_rgb(osp.join(figures, 'photos', f'{r["name"]}_blurry.png'), r['blurry'])
+        write_rgb(osp.join(figures, 'photos', f'{r["name"]}_hidiff.png'), r['output'])
+
+    img = first[0]
+    items = diffusion_trajectory(model, img['blurry'][..., ::-1].copy(), seed=0)
+    items = [(label, bgr[..., ::-1]) for label, bgr in items]
+    results['figures']['trajectory'] = trajectory_figure(
+        items, img['sharp'], osp.join(figures, 'c_diffusion_trajectory.png'),
+        title=f'test {img["name"]}: the output guided by each prior of the sampler')
+    return results
+
+
+def finetune(args: argparse.Namespace, figures: str) -> Dict:
+    """Step 3 and figure (b)."""
+    if not osp.isdir(osp.join(repo_path(args.data), 'test', 'target')):
+        k_min, k_max = TEST_SET['kernel_sizes']
+        run('tools/make_synthetic_blur.py', '--out', args.data, '--num-train', '200',
+            '--num-val', '20', '--size', str(TEST_SET['size']), '--kernel-sizes', str(k_min),
+            str(k_max), '--seed', str(args.seeds[0]))
     data_options = [f'train_dataloader.dataset.data_root={args.data}/train',
                     f'val_dataloader.dataset.data_root={args.data}/test',
                     f'test_dataloader.dataset.data_root={args.data}/test']
-    train_cmd = ['tools/train.py', CONFIG, '--work-dir', args.work_dir]
+    train_cmd = ['tools/train.py', FINETUNE_CONFIG, '--work-dir', args.work_dir]
     if last_checkpoint(args.work_dir):
         train_cmd.append('--resume')  # finishes an interrupted run; a finished one returns at once
-    if '--cfg-options' in args.train_args:
-        i = args.train_args.index('--cfg-options')
-        args.train_args[i + 1:i + 1] = data_options
-        train_cmd += args.train_args
+    extra = list(args.train_args)
+    if '--cfg-options' in extra:
+        i = extra.index('--cfg-options')
+        extra[i + 1:i + 1] = data_options
+        train_cmd += extra
     else:
-        train_cmd += args.train_args + ['--cfg-options', *data_options]
+        train_cmd += extra + ['--cfg-options', *data_options]
     run(*train_cmd)
 
-    ckpt = last_checkpoint(args.work_dir)
-    if ckpt is None:
-        sys.exit(f'quickstart: no checkpoint found in {args.work_dir}')
-    out = osp.join(REPO, args.work_dir, 'quickstart_metrics.json')
-    run('tools/test.py', CONFIG, ckpt, '--work-dir', args.work_dir, '--out', out,
-        '--cfg-options', *data_options)
-    with open(out) as f:
-        metrics = json.load(f)
-    shown = osp.relpath(ckpt, REPO) if ckpt.startswith(REPO + os.sep) else ckpt
-    print(f'\nquickstart: {shown} on {args.data}/test')
-    for name, value in sorted(metrics.items()):
-        print(f'  {name}: {value:.4f}' if isinstance(value, float) else f'  {name}: {value}')
-    psnr, blurry = metrics.get('PSNR'), metrics.get('blurry_input/PSNR')
-    if psnr is not None and blurry is not None:
-        print(f'quickstart: PSNR {blurry:.2f} dB (blurry input) -> {psnr:.2f} dB (HI-Diff), '
-              f'{psnr - blurry:+.2f} dB; a small model trained for minutes on CPU')
+    records = read_scalars(repo_path(args.work_dir))
+    curve = training_curves_figure(
+        records, osp.join(figures, 'b_training_curves.png'), switch_iter=SWITCH_ITER,
+        title='fine-tuning the demo model: stage 1, then stage 2 (tools/train.py, '
+        f'{osp.basename(FINETUNE_CONFIG)})')
+    val = [r for r in records if 'PSNR' in r]
+    result = {'figure': curve, 'checkpoint': last_checkpoint(args.work_dir)}
+    if val:
+        result.update(first_val=val[0], last_val=val[-1])
+        print(f'fine-tuning: validation PSNR {val[0]["PSNR"]:.2f} dB (iteration '
+              f'{val[0]["step"]}) -> {val[-1]["PSNR"]:.2f} dB (iteration {val[-1]["step"]}); '
+              f'blurry input {val[-1]["blurry_input/PSNR"]:.2f} dB', flush=True)
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    out = repo_path(args.out)
+    figures = osp.join(out, 'figures')
+    model = init_demo_model()
+    if args.photo:
+        deblur_photos(model, args.photo, figures, args.tile)
+        return 0
+
+    summary = evaluate(model, args.seeds, args.num_test, figures)
+    summary['time_evaluate_s'] = time.perf_counter() - start
+    if not args.skip_finetune:
+        summary['finetune'] = finetune(args, figures)
+    summary['time_total_s'] = time.perf_counter() - start
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+
+    gains = [s['psnr_gain'] for s in summary['seeds'].values()]
+    print(f'\nquickstart: demo model gains {", ".join(f"{g:+.2f}" for g in gains)} dB PSNR on '
+          f'test seeds {", ".join(map(str, args.seeds))} (target {GAIN_TARGET:+.1f} dB: '
+          f'{"met" if min(gains) >= GAIN_TARGET else "NOT met"}), '
+          f'{summary["photos"]["psnr_gain"]:+.2f} dB on photographs')
+    print('quickstart: figures')
+    figure_paths = dict(summary['figures'])
+    if 'finetune' in summary:
+        figure_paths['training_curves'] = summary['finetune']['figure']
+    for name, path in figure_paths.items():
+        print(f'  {name}: {shown(path)}')
+    print(f'quickstart: done in {summary["time_total_s"]:.0f} s; summary in '
+          f'{shown(osp.join(out, "summary.json"))}')
+    return 0
 
 
 if __name__ == '__main__':

@@ -6,8 +6,8 @@
 # MMagic's restormer_official_gopro.py only evaluates (it has no training part), so the training
 # part is added here: HI-Diff's official GoPro recipe (which is Restormer's), i.e. AdamW 2e-4,
 # grad-norm clip 0.01, constant lr for 100k iterations then cosine to 1e-6 at 300k, progressive
-# patches 128 -> 384 with a total batch of 64 -> 8 on 8 processes (8 -> 1 pairs each), for each
-# stage (300k + 300k), on GoPro in MMagic's layout
+# patches 128 -> 384 with a total batch of 64 -> 8 (8 -> 1 pairs per process on 8 processes,
+# gradient accumulation on fewer), for each stage (300k + 300k), on GoPro in MMagic's layout
 # (data/gopro/train/{blur,sharp}), validated on the GoPro test set. Model and test sets
 # (GoPro, HIDE, RealBlur-J/R) are the base's. To start from the official Restormer weights, set
 # `load_from`: the plain `generator.*` keys load into `generator.backbone.*`, and the
@@ -98,8 +98,10 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=200000, eta_min=1e-6, begin=100000, end=300000,
          by_epoch=False),
 ]
-# stage 1 for 300k iterations, stage 2 (fresh optimizer and schedule) for another 300k
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=600_000, val_interval=20000)
+# stage 1 for 300k iterations, stage 2 (fresh optimizer and schedule) for another 300k; one
+# iteration is one optimizer step of 64 loaded pairs in all, accumulated on fewer processes
+train_cfg = dict(type='AccumulatingIterBasedTrainLoop', max_iters=600_000, val_interval=20000,
+                 total_batch_size=64)
 val_cfg = dict(type='MultiValLoop')
 
 # seed + rank on every process, as the official runs

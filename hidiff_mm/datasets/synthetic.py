@@ -12,6 +12,8 @@ import numpy as np
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
           cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN)
 _GLYPHS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+# Image i of a split is drawn from default_rng([seed, SPLIT_IDS[split], i]).
+SPLIT_IDS = {'train': 0, 'test': 1}
 
 
 def _coords(size: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -204,3 +206,20 @@ def make_blur_pair(rng: np.random.Generator,
                                                                kernel_sizes[1] + 1, 2))))
     blurred = blur_image(sharp, kernel, rng.uniform(0, max_noise_sigma), rng)
     return to_uint8(blurred), to_uint8(sharp)
+
+
+def make_split_pair(seed: int,
+                    split: str,
+                    index: int,
+                    size: int,
+                    kernel_sizes: Tuple[int, int] = (9, 31)) -> Tuple[np.ndarray, np.ndarray]:
+    """Pair ``index`` of ``split`` ('train' or 'test') of the set with ``seed``: what
+    ``tools/make_synthetic_blur.py`` writes as ``<split>/{input,target}/<index>.png``.
+
+    Returns:
+        ``(blurred, sharp)``, each ``(size, size, 3)`` uint8 RGB.
+    """
+    if split not in SPLIT_IDS:
+        raise ValueError(f'split must be one of {sorted(SPLIT_IDS)}, got {split!r}')
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
+    return make_blur_pair(rng, size, kernel_sizes=kernel_sizes)

@@ -1,3 +1,4 @@
+from .accumulating_loop import AccumulatingIterBasedTrainLoop
 from .atomic_backend import AtomicLocalBackend
 from .fault_tolerance import fault_tolerant_hooks, find_resume_checkpoint
 from .hooks import (AtomicCheckpointHook, ExactResumeHook, ProgressivePatchHook,
@@ -5,7 +6,8 @@ from .hooks import (AtomicCheckpointHook, ExactResumeHook, ProgressivePatchHook,
 from .runner import CheckpointGlobalsMixin, WeightsOnlyRunner, build_runner
 
 __all__ = [
-    'AtomicLocalBackend', 'AtomicCheckpointHook', 'CheckpointGlobalsMixin', 'ExactResumeHook',
-    'ProgressivePatchHook', 'SignalCheckpointHook', 'StageSwitchHook', 'WeightsOnlyRunner',
-    'build_runner', 'fault_tolerant_hooks', 'find_resume_checkpoint'
+    'AccumulatingIterBasedTrainLoop', 'AtomicLocalBackend', 'AtomicCheckpointHook',
+    'CheckpointGlobalsMixin', 'ExactResumeHook', 'ProgressivePatchHook', 'SignalCheckpointHook',
+    'StageSwitchHook', 'WeightsOnlyRunner', 'build_runner', 'fault_tolerant_hooks',
+    'find_resume_checkpoint'
 ]

@@ -7,12 +7,16 @@ import pytest
 import torch
 from mmagic.structures import DataSample
 from mmengine.fileio import get_file_backend
+from mmengine.optim import OptimWrapper
 
-from hidiff_mm.engine import ProgressivePatchHook
+from hidiff_mm.engine import AccumulatingIterBasedTrainLoop, ProgressivePatchHook
 from hidiff_mm.engine.hooks.exact_resume_hook import get_rng_state, set_rng_state
 
 OFFICIAL = dict(milestones=[20000, 40000, 60000, 80000, 100000, 300000],
                 patch_sizes=[128, 160, 192, 256, 320, 384], batch_sizes=[16, 10, 8, 4, 2, 2])
+# the configs' form: at most 8, 5, 4, 2, 1, 1 pairs per process at once, total 64 ... 8
+RECIPE = dict(OFFICIAL, batch_sizes=[8, 5, 4, 2, 1, 1],
+              recipe_total_batch_sizes=[64, 40, 32, 16, 8, 8])
 
 
 def test_progressive_phases_follow_the_official_boundaries():
@@ -157,23 +161,58 @@ class _Log:
         self.warnings.append(msg)
 
 
-@pytest.mark.parametrize('world,warns', [(8, False), (1, True), (4, True)])
-def test_total_batch_is_logged_and_a_recipe_mismatch_warns(monkeypatch, world, warns):
+def _runner(hook, loop, loaded=64):
+    loop.dataloader = SimpleNamespace(batch_size=loaded)
+    return SimpleNamespace(hooks=[hook], logger=_Log(), train_loop=loop,
+                           optim_wrapper=OptimWrapper(torch.optim.SGD([torch.zeros(1)], lr=1)))
+
+
+def _accumulating_loop():
+    return AccumulatingIterBasedTrainLoop.__new__(AccumulatingIterBasedTrainLoop)
+
+
+@pytest.mark.parametrize('world,loop,warns', [
+    (1, 'accumulating', False), (4, 'accumulating', False), (8, 'accumulating', False),
+    (3, 'accumulating', True), (1, 'plain', True), (8, 'plain', False)])
+def test_plan_is_logged_and_a_missed_recipe_warns(monkeypatch, world, loop, warns):
     from hidiff_mm.engine.hooks import progressive_patch_hook
     monkeypatch.setattr(progressive_patch_hook, 'get_world_size', lambda: world)
-    recipe = dict(OFFICIAL, batch_sizes=[8, 5, 4, 2, 1, 1],
-                  recipe_total_batch_sizes=[64, 40, 32, 16, 8, 8])
-    hook, log = ProgressivePatchHook(**recipe), _Log()
-    hook.before_train(SimpleNamespace(hooks=[hook], logger=log))
-    totals = [world * b for b in recipe['batch_sizes']]
-    assert hook.total_batch_sizes() == totals
-    assert f'total batch per phase {totals}' in log.info_lines[0]
-    assert bool(log.warnings) == warns
-    if warns:
-        assert 'DIFFERS FROM THE RECIPE' in log.warnings[0] and 'assumes 8 processes' in \
-            log.warnings[0]
+    hook = ProgressivePatchHook(**RECIPE)
+    runner = _runner(hook, _accumulating_loop() if loop == 'accumulating' else
+                     SimpleNamespace(), loaded=64 // world)
+    hook.before_train(runner)
+    line, counts = runner.logger.info_lines[0], 8 // world
+    assert bool(runner.logger.warnings) == warns
+    if warns:  # as many pairs per process as the recipe's 8-process run, without accumulation
+        assert hook.total_batch_sizes() == [world * b for b in RECIPE['batch_sizes']]
+        assert 'DIFFERS FROM THE RECIPE' in runner.logger.warnings[0]
+        assert ('do not divide' if world == 3 else 'AccumulatingIterBasedTrainLoop') in \
+            runner.logger.warnings[0]
+        assert not hook.accumulate
+    else:
+        assert hook.total_batch_sizes() == RECIPE['recipe_total_batch_sizes']
+        assert (f'[64, 40, 32, 16, 8, 8] = {world} process(es) x [8, 5, 4, 2, 1, 1] per '
+                f'micro-batch x {[counts] * 6} micro-batches') in line
     with pytest.raises(ValueError, match='one entry per phase'):
-        ProgressivePatchHook(**dict(recipe, recipe_total_batch_sizes=[64]))
+        ProgressivePatchHook(**dict(RECIPE, recipe_total_batch_sizes=[64]))
+
+
+def test_hook_sets_the_phase_count_and_checks_the_loader(monkeypatch):
+    from hidiff_mm.engine.hooks import progressive_patch_hook
+    monkeypatch.setattr(progressive_patch_hook, 'get_world_size', lambda: 2)
+    hook = ProgressivePatchHook([1, 2], [4, 8], [2, 1], recipe_total_batch_sizes=[8, 4])
+    runner = _runner(hook, _accumulating_loop(), loaded=4)
+    hook.before_train(runner)
+    assert hook.plan == [(2, 2), (1, 2)]
+    for it, (keep, size) in enumerate([(4, 4), (2, 8)]):
+        batch = dict(inputs=[torch.zeros(3, 8, 8) for _ in range(4)],
+                     data_samples=[DataSample(gt_img=torch.zeros(3, 8, 8)) for _ in range(4)])
+        runner.iter = it
+        hook.before_train_iter(runner, it, batch)
+        assert len(batch['inputs']) == keep and batch['inputs'][0].shape[-1] == size
+        assert runner.optim_wrapper._accumulative_counts == 2
+    with pytest.raises(ValueError, match=r'keeps 4 samples.*yields 3.*total_batch_size=8'):
+        hook.before_train(_runner(hook, _accumulating_loop(), loaded=3))
 
 
 def test_progressive_schedule_restarts_at_the_stage_switch():

@@ -14,8 +14,9 @@ def _uses_progressive(path: str) -> bool:
 
 
 ALL_CONFIGS = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+# the configs of the official recipe (the fine-tuning config uses the hook for its own batch)
 TRAIN_CONFIGS = sorted(osp.relpath(p, REPO) for p in ALL_CONFIGS
-                       if '_base_' not in p and _uses_progressive(p))
+                       if '_base_' not in p and 'finetune' not in p and _uses_progressive(p))
 OFFICIAL_TOTAL = [64, 40, 32, 16, 8, 8]  # 4 GPUs x [16, 10, 8, 4, 2, 2]
 
 
@@ -29,6 +30,9 @@ def test_total_batch_is_the_official_one_on_8_processes(path):
     hook = next(h for h in cfg.custom_hooks if h.type == 'ProgressivePatchHook')
     assert hook.recipe_total_batch_sizes == OFFICIAL_TOTAL
     assert [8 * b for b in hook.batch_sizes] == OFFICIAL_TOTAL
+    # fewer processes reach the same totals by accumulation: one step loads 64 pairs in all
+    assert cfg.train_cfg.type == 'AccumulatingIterBasedTrainLoop'
+    assert cfg.train_cfg.total_batch_size == max(OFFICIAL_TOTAL)
     loader = cfg.train_dataloader
     assert loader.batch_size >= max(hook.batch_sizes)  # the hook sub-samples the loaded batch
     crop = [t for t in loader.dataset.pipeline if t.type == 'PairedRandomCrop']
@@ -45,3 +49,12 @@ def test_stage2_configs_start_from_stage1_strictly(name):
     stage1 = name.replace('s2', 's1')
     assert cfg.model.init_from_stage1 == f'./work_dirs/{stage1}/iter_300000.pth'
     assert cfg.get('load_from') is None  # MMEngine's load_from would load non-strictly
+
+
+def test_one_gpu_config_is_the_recipe_with_activation_checkpointing():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'hidiff', 'hidiff_gopro_1gpu.py'))
+    base = Config.fromfile(osp.join(REPO, 'configs', 'hidiff_gopro.py'))
+    assert cfg.model.generator.pop('with_cp') is True
+    assert cfg.model == base.model
+    for key in set(base.keys()) - {'model', 'experiment_name', 'work_dir'}:
+        assert cfg[key] == base[key], key

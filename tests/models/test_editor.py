@@ -6,10 +6,10 @@ from mmagic.structures import DataSample
 from mmengine.optim import OptimWrapper
 
 
-def tiny_model(**kwargs) -> torch.nn.Module:
+def tiny_model(editor: str = 'HIDiff', **kwargs) -> torch.nn.Module:
     enc = dict(type='HIDiffLatentEncoder', embed_dim=4, num_blocks=1)
     return MODELS.build(dict(
-        type='HIDiff',
+        type=editor,
         generator=dict(type='HIDiffTransformer', dim=8, num_blocks=[1, 1, 1, 1],
                        num_refinement_blocks=1, prior_channels=16),
         prior_head=dict(type='LatentPriorHead', encoder_s1=dict(enc, in_channels=6),

@@ -57,8 +57,9 @@ def test_sqrt_linear_betas():
     betas = make_betas('sqrt_linear', 16, 0.1, 0.99)
     assert betas[0] == pytest.approx(0.1) and betas[-1] == pytest.approx(0.99)
     assert betas[1] == pytest.approx(0.1307, abs=1e-4)
-    with pytest.raises(ValueError, match='beta_schedule'):
-        make_betas('cosine', 8, 0.1, 0.99)
+    with pytest.raises(ValueError, match=r"beta_schedule must be one of \['linear', "
+                       r"'sqrt_linear', 'cosine'\], got 'quadratic'"):
+        make_betas('quadratic', 8, 0.1, 0.99)
 
 
 def test_add_noise_with_int_and_per_sample_timesteps():

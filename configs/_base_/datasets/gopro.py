@@ -2,8 +2,10 @@
 # - train: the 512x512 crops written by tools/dataset_converters/gopro_patches.py, a paired
 #   random 384x384 crop and the 8-way dihedral augmentation, 8 pairs per process (shuffled per
 #   epoch, last incomplete batch dropped): 64 in all on the 8 processes the recipe assumes, as
-#   the official 4 GPUs x 16. The progressive patch/batch schedule (128 -> 384) is a training
-#   hook that sub-samples these batches; it is not part of the data config.
+#   the official 4 GPUs x 16. The recipe's train loop (AccumulatingIterBasedTrainLoop,
+#   total_batch_size=64) replaces the 8 by 64 / world size, so fewer processes load as much.
+#   The progressive patch/batch schedule (128 -> 384) is a training hook that sub-samples these
+#   batches; it is not part of the data config.
 # - val: the centred 256x256 crops of the test frames, PSNR only (no prefix, so that
 #   save_best='PSNR' finds it).
 # - test: the 1111 full test frames with the paper's protocol (evaluate_gopro_hide.m: MATLAB

@@ -1,7 +1,7 @@
 # RealBlur-J (Rim et al., ECCV 2020) as the official HI-Diff RealBlur-J recipes use it:
 # - train: full frames of RealBlur/train/RealBlur_J, a paired random 384x384 crop and the 8-way
-#   dihedral augmentation, 8 pairs per process (64 on the recipe's 8 processes; the progressive
-#   schedule is a training hook).
+#   dihedral augmentation, 8 pairs per process (64 on the recipe's 8 processes; the recipe's
+#   train loop loads 64 / world size per process; the progressive schedule is a training hook).
 # - val: RealBlur/test/RealBlur_J, i.e. the test set itself (as in the official configs; do not
 #   use it for checkpoint selection), PSNR only.
 # - test: test/RealBlur_J with the paper's protocol (evaluate_realblur.py: ECC-aligned PSNR/SSIM,

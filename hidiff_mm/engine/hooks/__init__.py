@@ -1,11 +1,13 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .compile_hook import CompileGeneratorHook
+from .diffusion_settings_hook import DiffusionSettingsHook
 from .exact_resume_hook import ExactResumeHook
+from .prior_ramp_hook import PriorRampHook
 from .progressive_patch_hook import ProgressivePatchHook
 from .signal_checkpoint_hook import SignalCheckpointHook
 from .stage_switch_hook import StageSwitchHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'CompileGeneratorHook', 'ExactResumeHook', 'ProgressivePatchHook',
-    'SignalCheckpointHook', 'StageSwitchHook'
+    'AtomicCheckpointHook', 'CompileGeneratorHook', 'DiffusionSettingsHook', 'ExactResumeHook',
+    'PriorRampHook', 'ProgressivePatchHook', 'SignalCheckpointHook', 'StageSwitchHook'
 ]

@@ -1,11 +1,13 @@
 """Progressive patch/batch training: smaller crops and larger batches early in training."""
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmagic.registry import HOOKS
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
+from mmengine.optim import OptimWrapper
 
+from ..accumulating_loop import AccumulatingIterBasedTrainLoop
 from .stage_switch_hook import StageSwitchHook
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
@@ -15,27 +17,37 @@ DATA_BATCH = Optional[Union[dict, tuple, list]]
 class ProgressivePatchHook(Hook):
     """Sub-sample each loaded batch to the phase's batch size and crop one shared patch.
 
-    The loader yields ``batch_size`` pairs of the largest patch; during phase ``i`` (iterations
-    up to ``milestones[i]``, 1-based, counted from ``start_iter``) a random subset of
-    ``batch_sizes[i]`` samples is kept (without replacement) and one random ``patch_sizes[i]``
-    window, shared by the batch, is cut from inputs and ``gt_img`` alike. The official schedule
-    is milestones [20k, 40k, 60k, 80k, 100k, 300k], patches [128, 160, 192, 256, 320, 384] and
+    The loader yields a batch of the largest patch; during phase ``i`` (iterations up to
+    ``milestones[i]``, 1-based, counted from ``start_iter``) a random subset of the phase's
+    samples is kept (without replacement) and one random ``patch_sizes[i]`` window, shared by
+    the process's batch, is cut from inputs and ``gt_img`` alike. The official schedule is
+    milestones [20k, 40k, 60k, 80k, 100k, 300k], patches [128, 160, 192, 256, 320, 384] and
     total batches [64, 40, 32, 16, 8, 8] (4 GPUs x [16, 10, 8, 4, 2, 2]). Randomness comes
     from numpy's global generator, which differs between ranks (``diff_rank_seed``).
 
-    At the start of training the hook logs the total batch of every phase (world size x
-    ``batch_sizes``) and, when ``recipe_total_batch_sizes`` is given and differs, warns that the
-    run does not follow the recipe it was written for.
+    ``batch_sizes[i]`` is the most samples one process runs through the network at once in
+    phase ``i`` (the micro-batch, which sets the memory). Without ``recipe_total_batch_sizes``
+    each process keeps that many samples per step. With it, the hook reaches the recipe's total
+    batch on any number of processes by gradient accumulation: at the start of training it
+    plans, per phase, ``world size x micro-batch x k = total``, with ``k`` the smallest count
+    that splits the process's share (total / world size) into equal micro-batches of at most
+    ``batch_sizes[i]``; each iteration keeps ``micro-batch x k`` samples and sets the optimizer
+    wrapper's ``accumulative_counts`` to ``k``, which ``AccumulatingIterBasedTrainLoop`` runs as
+    ``k`` micro-batches of one optimizer step. The recipe configs (8, 5, 4, 2, 1, 1 per
+    micro-batch) get ``k = 8 / world size`` on 1, 2, 4 or 8 processes. The plan is logged; where
+    the total cannot be reached (the world size does not divide it, or the run cannot
+    accumulate: another train loop or several optimizers), the hook warns in capitals and each
+    process keeps ``batch_sizes[i]`` samples.
 
     Args:
         milestones: last iteration (1-based, cumulative) of each phase.
         patch_sizes: square patch side per phase.
-        batch_sizes: samples kept per phase (per process).
+        batch_sizes: samples per process and micro-batch, per phase.
         start_iter: iteration(s) at which the schedule (re)starts. The ``switch_iter`` of a
             ``StageSwitchHook`` in the same run is added at the start of training, so stage 2
             repeats the schedule without the two hooks having to agree by hand.
         recipe_total_batch_sizes: the total batch (all processes) per phase that the recipe
-            assumes, or None to only log it.
+            assumes, or None for ``batch_sizes`` per process without accumulation.
     """
 
     priority = 'HIGH'
@@ -52,33 +64,75 @@ class ProgressivePatchHook(Hook):
                              f'({len(batch_sizes)}), got {list(recipe_total_batch_sizes)}')
         if list(milestones) != sorted(milestones):
             raise ValueError(f'milestones must increase, got {list(milestones)}')
+        if min(batch_sizes) < 1:
+            raise ValueError(f'batch_sizes must be positive, got {list(batch_sizes)}')
         self.milestones = list(milestones)
         self.patch_sizes = list(patch_sizes)
         self.batch_sizes = list(batch_sizes)
         self.start_iters = sorted([start_iter] if isinstance(start_iter, int) else start_iter)
         self.recipe_total_batch_sizes = (None if recipe_total_batch_sizes is None else
                                          list(recipe_total_batch_sizes))
+        # (micro-batch, accumulation count) per phase, and whether the hook sets the count
+        self.plan: List[Tuple[int, int]] = [(b, 1) for b in self.batch_sizes]
+        self.accumulate = False
 
     def total_batch_sizes(self) -> list:
-        """The batch of each phase summed over all processes."""
-        return [get_world_size() * b for b in self.batch_sizes]
+        """The batch of each phase summed over all processes and micro-batches."""
+        return [get_world_size() * micro * counts for micro, counts in self.plan]
+
+    def plan_for(self, world: int) -> Optional[List[Tuple[int, int]]]:
+        """(micro-batch, accumulation count) per phase that makes the recipe's totals on
+        ``world`` processes, or None where ``world`` does not divide a total."""
+        plan = []
+        for total, cap in zip(self.recipe_total_batch_sizes, self.batch_sizes):
+            if total % world:
+                return None
+            share = total // world
+            counts = next(c for c in range(-(-share // cap), share + 1) if share % c == 0)
+            plan.append((share // counts, counts))
+        return plan
+
+    @staticmethod
+    def can_accumulate(runner) -> bool:
+        """Whether the run splits a step into micro-batches of one optimizer's step."""
+        return (isinstance(runner.train_loop, AccumulatingIterBasedTrainLoop)
+                and isinstance(runner.optim_wrapper, OptimWrapper))
 
     def before_train(self, runner) -> None:
         switches = [h.switch_iter for h in runner.hooks if isinstance(h, StageSwitchHook)]
         self.start_iters = sorted(set(self.start_iters) | set(switches))
+        world, recipe, problem = get_world_size(), self.recipe_total_batch_sizes, None
+        if recipe is not None:
+            plan = self.plan_for(world)
+            if plan is None:
+                problem = f'{world} processes do not divide it'
+            elif max(c for _, c in plan) > 1 and not self.can_accumulate(runner):
+                problem = (f'{world} process(es) would need gradient accumulation, which needs '
+                           "train_cfg.type='AccumulatingIterBasedTrainLoop' and one OptimWrapper")
+            else:
+                self.plan, self.accumulate = plan, True
         totals = self.total_batch_sizes()
         runner.logger.info(
-            f'ProgressivePatchHook: total batch per phase {totals} = {get_world_size()} '
-            f'process(es) x {self.batch_sizes}, patches {self.patch_sizes}, schedule starting '
-            f'at iterations {self.start_iters}')
-        recipe = self.recipe_total_batch_sizes
-        if recipe is not None and totals != recipe:
-            per_process = [round(r / get_world_size(), 2) for r in recipe]
+            f'ProgressivePatchHook: total batch per phase {totals} = {world} process(es) x '
+            f'{[m for m, _ in self.plan]} per micro-batch x {[c for _, c in self.plan]} '
+            f'micro-batches accumulated per optimizer step, patches {self.patch_sizes}, '
+            f'schedule starting at iterations {self.start_iters}')
+        if problem is not None:
             runner.logger.warning(
                 f'ProgressivePatchHook: THE TOTAL BATCH {totals} DIFFERS FROM THE RECIPE\'S '
-                f'{recipe}. This config assumes {recipe[0] // self.batch_sizes[0]} processes; '
-                f'with {get_world_size()} the per-process batch_sizes would have to be '
-                f'{per_process}. The learning rate and schedule were tuned for the recipe.')
+                f'{recipe}: {problem}. The learning rate and schedule were tuned for the recipe.')
+        if self.accumulate:
+            self._check_loader(runner, world)
+
+    def _check_loader(self, runner, world: int) -> None:
+        loaded = getattr(runner.train_loop.dataloader, 'batch_size', None)
+        needed = [micro * counts for micro, counts in self.plan]
+        if loaded is not None and loaded < max(needed):
+            raise ValueError(
+                f'ProgressivePatchHook: phase {needed.index(max(needed))} keeps {max(needed)} '
+                f'samples per process and step ({world} process(es)), the loader yields '
+                f'{loaded}; set train_cfg.total_batch_size={world * max(needed)} '
+                '(AccumulatingIterBasedTrainLoop) or train_dataloader.batch_size')
 
     def phase(self, iteration: int) -> int:
         """Phase index for a 0-based global iteration."""
@@ -92,7 +146,8 @@ class ProgressivePatchHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         i = self.phase(runner.iter)
         inputs, samples = data_batch['inputs'], data_batch['data_samples']
-        size, keep = self.patch_sizes[i], self.batch_sizes[i]
+        micro, counts = self.plan[i]
+        size, keep = self.patch_sizes[i], micro * counts
         if keep > len(inputs):
             raise ValueError(f'ProgressivePatchHook: phase {i} keeps {keep} samples but the '
                              f'loader yields {len(inputs)}; raise the dataloader batch_size')
@@ -112,3 +167,5 @@ class ProgressivePatchHook(Hook):
             sample.gt_img = sample.gt_img[window]
             cropped.append(sample)
         data_batch['data_samples'] = cropped
+        if self.accumulate:  # MMEngine has no setter; the loop reads the count back
+            runner.optim_wrapper._accumulative_counts = counts

@@ -4,6 +4,7 @@ from typing import Sequence, Union
 import torch
 from mmagic.registry import MODELS
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..layers.fast_path import DEFAULT_STRIP_PIXELS, FastPathPolicy, channels_last, fast_form_of
 from ..layers.prior_pyramid import PriorTokenPool
@@ -32,6 +33,9 @@ class HIDiffTransformer(FastPathPolicy):
         norm_type: ``'WithBias'`` or ``'BiasFree'`` layer norms.
         prior_channels: C' (the official ``4 * embed_dim``).
         prior_tokens: N (the official ``group ** 2``); must be divisible by 4.
+        with_cp: activation checkpointing: while autograd records, each level (its HIM and
+            blocks) keeps only its input and recomputes its activations in the backward pass
+            (less memory, about one more forward of time; the same gradients).
         zero_init_output: start the output conv at zero, so the untrained network is the
             identity (global residual); the official model uses PyTorch's default init (False).
         fast_path: which form the modules run (:mod:`~hidiff_mm.models.layers.fast_path`):
@@ -56,6 +60,7 @@ class HIDiffTransformer(FastPathPolicy):
                  norm_type: str = 'WithBias',
                  prior_channels: int = 256,
                  prior_tokens: int = 16,
+                 with_cp: bool = False,
                  zero_init_output: bool = False,
                  fast_path: Union[bool, str] = 'cpu',
                  strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
@@ -66,6 +71,7 @@ class HIDiffTransformer(FastPathPolicy):
             raise ValueError('num_blocks and heads need one entry per level (4)')
         self.prior_channels = prior_channels
         self.prior_tokens = prior_tokens
+        self.with_cp = with_cp
 
         def level(mult: int, idx: int, blocks: int, integration: str = 'him') -> HIDiffLevel:
             return HIDiffLevel(dim * mult, heads[idx], blocks, ffn_expansion, bias, norm_type,
@@ -123,19 +129,26 @@ class HIDiffTransformer(FastPathPolicy):
                   z3: torch.Tensor) -> torch.Tensor:
         # Each skip tensor is dropped right after its last use, so that the full-resolution
         # maps of the encoder do not stay alive through the decoder (inference memory).
-        enc1 = self.encoder_level1(self.patch_embed(img), z1)
-        enc2 = self.encoder_level2(self.down1_2(enc1), z2)
-        enc3 = self.encoder_level3(self.down2_3(enc2), z2)
-        dec = self.latent(self.down3_4(enc3), z3)
+        level = self._level
+        enc1 = level(self.encoder_level1, self.patch_embed(img), z1)
+        enc2 = level(self.encoder_level2, self.down1_2(enc1), z2)
+        enc3 = level(self.encoder_level3, self.down2_3(enc2), z2)
+        dec = level(self.latent, self.down3_4(enc3), z3)
         dec = self.reduce_chan_level3(torch.cat([self.up4_3(dec), enc3], 1))
         del enc3
-        dec = self.decoder_level3(dec, z2)
+        dec = level(self.decoder_level3, dec, z2)
         dec = self.reduce_chan_level2(torch.cat([self.up3_2(dec), enc2], 1))
         del enc2
-        dec = self.decoder_level2(dec, z2)
+        dec = level(self.decoder_level2, dec, z2)
         dec = torch.cat([self.up2_1(dec), enc1], 1)
         del enc1
-        return self.output(self.refinement(self.decoder_level1(dec, z1), z1))
+        return self.output(level(self.refinement, level(self.decoder_level1, dec, z1), z1))
+
+    def _level(self, level: nn.Module, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """``level(x, prior)``, checkpointed (recomputed in the backward pass) if ``with_cp``."""
+        if self.with_cp and torch.is_grad_enabled():
+            return checkpoint(level, x, prior, use_reentrant=False)
+        return level(x, prior)
 
 
 @fast_form_of(HIDiffTransformer)

@@ -1,9 +1,10 @@
-"""HI-Diff's diffusion schedule and its deterministic posterior-mean step (no network inside).
+"""HI-Diff's diffusion schedule, parameterisation and reverse step (no network inside).
 
 The interface is the one of diffusers' and MMagic's schedulers (``set_timesteps``,
 ``timesteps``, ``step(model_output, timestep, sample)``, ``add_noise(sample, noise,
 timesteps)``), so the sampling loop that calls the denoiser lives once, in
 :class:`~hidiff_mm.models.latent.prior_head.LatentPriorHead`, and works for any step subset.
+The step rule itself is a :mod:`~hidiff_mm.models.latent.samplers` object chosen by name.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
@@ -12,23 +13,15 @@ import numpy as np
 import torch
 from mmagic.registry import DIFFUSION_SCHEDULERS
 
+from .beta_schedules import make_betas
+from .samplers import build_sampler
+
 Timesteps = Union[int, torch.Tensor]
 
-
-def make_betas(schedule: str, num_steps: int, beta_start: float, beta_end: float) -> np.ndarray:
-    """Float64 betas ``(T,)``, computed the way the official code computes each schedule.
-
-    ``'linear'``: ``linspace(beta_start, beta_end)`` (GoPro path, numpy).
-    ``'sqrt_linear'``: linear in sqrt(beta), ``linspace(sqrt(start), sqrt(end)) ** 2`` (RealBlur
-    path; called "linear" in the official ldm code and "scaled_linear" in diffusers).
-    """
-    if schedule == 'linear':
-        return np.linspace(beta_start, beta_end, num_steps, dtype=np.float64)
-    if schedule == 'sqrt_linear':
-        sqrt_betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_steps,
-                                    dtype=torch.float64)
-        return (sqrt_betas**2).numpy()
-    raise ValueError(f"beta_schedule must be 'linear' or 'sqrt_linear', got {schedule!r}")
+PREDICTION_TYPES = ('epsilon', 'sample', 'v_prediction')
+# What a trained denoiser's outputs mean: a checkpoint must be sampled with the same values.
+TRAINED_SETTINGS = ('num_train_timesteps', 'beta_schedule', 'beta_start', 'beta_end',
+                    'prediction_type')
 
 
 def check_num_inference_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
@@ -55,20 +48,23 @@ class HIDiffSchedulerOutput:
 
 @DIFFUSION_SCHEDULERS.register_module()
 class HIDiffScheduler:
-    """T-step DDPM schedule with HI-Diff's deterministic step: the posterior mean, no noise.
+    """T-step DDPM schedule; by default HI-Diff's deterministic step (the posterior mean).
 
-    Each step turns the denoiser output into ``x0`` (eps- or x0-parameterisation, optionally
-    clamped) and returns the mean of q(z_s | z_t, x0), ``coef1 * x0 + coef2 * z_t``, where ``s``
-    is the next step :meth:`set_timesteps` chose (``t - 1`` for the full chain, the clean end
-    after the last step). Coefficients are computed and stored in float64 and cast to the dtype
-    of the latents at use, so float32 latents see exactly the official float32 buffers and float64
-    latents (the parity tests) the unrounded values. Defaults are the GoPro model.
+    Each step turns the denoiser output into ``x0`` (eps-, x0- or v-parameterisation,
+    optionally clamped) and hands it to the sampler, which returns the latent at the next step
+    ``s`` that :meth:`set_timesteps` chose (``t - 1`` for the full chain, the clean end after the
+    last step). The default sampler, ``'posterior_mean'``, returns the mean of
+    q(z_s | z_t, x0), ``coef1 * x0 + coef2 * z_t``: the official chain. Coefficients are computed
+    and stored in float64 and cast to the dtype of the latents at use, so float32 latents see
+    exactly the official float32 buffers and float64 latents (the parity tests) the unrounded
+    values. Defaults are the GoPro model. See ``docs/samplers.md``.
 
     Args:
         num_train_timesteps: T (GoPro 8, RealBlur 16).
-        beta_start / beta_end: the beta range.
-        beta_schedule: ``'linear'`` (GoPro) or ``'sqrt_linear'`` (RealBlur).
-        prediction_type: ``'epsilon'`` (GoPro) or ``'sample'`` (x0, RealBlur).
+        beta_start / beta_end: the beta range (not used by ``'cosine'``).
+        beta_schedule: ``'linear'`` (GoPro), ``'sqrt_linear'`` (RealBlur) or ``'cosine'``.
+        prediction_type: what the denoiser predicts: ``'epsilon'`` (GoPro), ``'sample'`` (x0,
+            RealBlur) or ``'v_prediction'`` (``v = sqrt(abar) eps - sqrt(1 - abar) x0``).
         clip_sample: clamp the x0 estimate to ``[-clip_sample_range, clip_sample_range]``
             (GoPro True, RealBlur False).
         legacy_start_point: :meth:`add_noise` uses the official GoPro form
@@ -76,6 +72,9 @@ class HIDiffScheduler:
             ``sqrt(abar_t) * z + sqrt(1 - abar_t) * eps`` (RealBlur uses the latter).
         draw_step_noise: draw one unused ``N(0, I)`` sample per step, as the official RealBlur
             (ldm) sampler does; only the RNG stream changes, never the output.
+        sampler: the step rule, ``'name'`` or ``dict(type='name', **options)``:
+            ``'posterior_mean'`` (official), ``'ddim'`` (option ``eta``) or ``'dpmsolver++'``
+            (option ``solver_order``); see :mod:`~hidiff_mm.models.latent.samplers`.
     """
 
     order = 1
@@ -89,15 +88,19 @@ class HIDiffScheduler:
                  clip_sample: bool = True,
                  clip_sample_range: float = 1.0,
                  legacy_start_point: bool = True,
-                 draw_step_noise: bool = False) -> None:
-        if prediction_type not in ('epsilon', 'sample'):
-            raise ValueError(
-                f"prediction_type must be 'epsilon' or 'sample', got {prediction_type!r}")
+                 draw_step_noise: bool = False,
+                 sampler: Union[str, dict] = 'posterior_mean') -> None:
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f'prediction_type must be one of {list(PREDICTION_TYPES)} (eps, '
+                             f'x0, v), got {prediction_type!r}')
         betas = make_betas(beta_schedule, num_train_timesteps, beta_start, beta_end)
         alphas = 1. - betas
         abar = np.cumprod(alphas)
         abar_prev = np.append(1., abar[:-1])
         self.num_train_timesteps = num_train_timesteps
+        self.beta_schedule = beta_schedule
+        self.beta_start = None if beta_schedule == 'cosine' else beta_start
+        self.beta_end = None if beta_schedule == 'cosine' else beta_end
         self.prediction_type = prediction_type
         self.clip_sample = clip_sample
         self.clip_sample_range = clip_sample_range
@@ -115,10 +118,53 @@ class HIDiffScheduler:
             betas * np.sqrt(abar_prev) / (1. - abar), dtype=f64)
         self.posterior_mean_coef2 = torch.tensor(
             (1. - abar_prev) * np.sqrt(alphas) / (1. - abar), dtype=f64)
-        self.set_timesteps()
+        self.set_sampler(sampler)
 
     def __len__(self) -> int:
         return self.num_train_timesteps
+
+    def set_sampler(self, sampler: Union[str, dict]) -> None:
+        """Sample with another step rule from now on (same schedule and parameterisation):
+        ``'name'`` or ``dict(type='name', **options)``, as the ``sampler`` argument."""
+        self.sampler = build_sampler(sampler, self)
+        self.set_timesteps()
+
+    def alpha_bar(self, t: int) -> float:
+        """``abar_t`` in float64 for a 0-based step, 1 for ``t = -1`` (the clean end)."""
+        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
+
+    def settings(self) -> dict:
+        """Everything that defines this scheduler, as plain values (checkpoints record it)."""
+        names = TRAINED_SETTINGS + ('clip_sample', 'clip_sample_range', 'legacy_start_point',
+                                    'draw_step_noise')
+        return dict({name: getattr(self, name) for name in names},
+                    sampler=self.sampler.settings())
+
+    def compare_settings(self, trained: dict) -> List[str]:
+        """Check the :meth:`settings` a checkpoint was trained with against this scheduler.
+
+        Raises:
+            ValueError: T, the beta schedule or the parameterisation differ: the denoiser's
+                outputs would be read as something else (the message names each key, both
+                values and the option to set).
+
+        Returns:
+            One line per sampling-time setting that differs (sampler, its options, clamp,
+            start point, step-noise draws): allowed, for the caller to log.
+        """
+        current = self.settings()
+        wrong = [k for k in TRAINED_SETTINGS if trained.get(k) != current[k]]
+        if wrong:
+            pairs = '; '.join(f'{k}: trained {trained.get(k)!r}, configured {current[k]!r}'
+                              for k in wrong)
+            fixes = ', '.join(f'model.prior_head.scheduler.{k}={trained.get(k)!r}'
+                              for k in wrong)
+            raise ValueError(
+                'the checkpoint\'s denoiser was trained with another schedule or '
+                f'parameterisation ({pairs}); its outputs cannot be sampled with this one. '
+                f'Set {fixes} (the sampler and its steps may differ)')
+        return [f'{k}: trained with {trained.get(k)!r}, sampling with {current[k]!r}'
+                for k in current if k not in TRAINED_SETTINGS and trained.get(k) != current[k]]
 
     def _coef(self, name: str, t: Timesteps, ref: torch.Tensor) -> torch.Tensor:
         """Table ``name`` at step(s) ``t`` in ``ref``'s dtype/device, broadcastable to it."""
@@ -146,8 +192,9 @@ class HIDiffScheduler:
                       device: Optional[Union[str, torch.device]] = None) -> None:
         """Choose the steps of the next chain (see :meth:`inference_timesteps`); they are
         ``self.timesteps``, a descending long tensor."""
-        self.timesteps = torch.tensor(self.inference_timesteps(num_inference_steps),
-                                      dtype=torch.long, device=device)
+        visited = self.inference_timesteps(num_inference_steps)
+        self.timesteps = torch.tensor(visited, dtype=torch.long, device=device)
+        self.sampler.reset(visited)
 
     def previous_timestep(self, timestep: int) -> int:
         """The step after ``timestep`` in ``self.timesteps``; -1 (the clean end) after the last."""
@@ -173,6 +220,9 @@ class HIDiffScheduler:
         if self.prediction_type == 'epsilon':
             x0 = (self._coef('sqrt_recip_alphas_cumprod', t, z_t) * z_t -
                   self._coef('sqrt_recipm1_alphas_cumprod', t, z_t) * model_output)
+        elif self.prediction_type == 'v_prediction':
+            x0 = (self._coef('sqrt_alphas_cumprod', t, z_t) * z_t -
+                  self._coef('sqrt_one_minus_alphas_cumprod', t, z_t) * model_output)
         else:
             x0 = model_output
         if self.clip_sample:
@@ -191,8 +241,7 @@ class HIDiffScheduler:
         """
         if not -1 <= s < t < self.num_train_timesteps:
             raise ValueError(f'need -1 <= s < t < {self.num_train_timesteps}, got t={t}, s={s}')
-        abar_t = float(self.alphas_cumprod[t])
-        abar_s = 1.0 if s < 0 else float(self.alphas_cumprod[s])
+        abar_t, abar_s = self.alpha_bar(t), self.alpha_bar(s)
         coef1 = np.sqrt(abar_s) * (1. - abar_t / abar_s) / (1. - abar_t)
         coef2 = np.sqrt(abar_t / abar_s) * (1. - abar_s) / (1. - abar_t)
         return float(coef1), float(coef2)
@@ -201,21 +250,15 @@ class HIDiffScheduler:
              generator: Optional[torch.Generator] = None) -> HIDiffSchedulerOutput:
         """One reverse step from ``sample = z_t`` (B, N, C') given the denoiser's output.
 
-        The next step ``s`` is the one after ``timestep`` in ``self.timesteps``: for ``s = t - 1``
-        the stored one-step coefficients are used (the official chain, bit for bit), for a jump
-        :meth:`posterior_coefs`. Autograd flows through when enabled.
+        The next step ``s`` is the one after ``timestep`` in ``self.timesteps``; the sampler
+        moves there from the ``x0`` estimate (the default one, for ``s = t - 1``, with the stored
+        one-step coefficients: the official chain, bit for bit). Autograd flows through when
+        enabled. ``generator`` feeds the draws of a stochastic sampler and ``draw_step_noise``.
         """
         t = int(timestep)
         s = self.previous_timestep(t)
         x0 = self.predict_x0(model_output, t, sample)
-        if s == t - 1:
-            coef1 = self._coef('posterior_mean_coef1', t, sample)
-            coef2 = self._coef('posterior_mean_coef2', t, sample)
-        else:
-            c1, c2 = self.posterior_coefs(t, s)
-            coef1 = torch.tensor(c1, dtype=sample.dtype, device=sample.device)
-            coef2 = torch.tensor(c2, dtype=sample.dtype, device=sample.device)
-        prev = coef1 * x0 + coef2 * sample
+        prev = self.sampler.step(x0, t, s, sample, generator)
         if self.draw_step_noise:
             torch.randn(sample.shape, generator=generator, device=sample.device,
                         dtype=sample.dtype)

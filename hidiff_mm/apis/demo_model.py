@@ -1,0 +1,81 @@
+# Copyright (c) hidiff_mm contributors. All rights reserved.
+"""The shipped demo model (``demo_model/``) and its evaluation on held-out blurred images.
+
+The demo model is ``configs/hidiff_demo_shake.py`` trained by ``tools/train.py`` (both stages,
+one CPU core, about an hour); ``demo_model/README.md`` records how. Its test sets are made on
+the fly: the procedural camera-shake set (the test split that ``tools/make_synthetic_blur.py``
+would write, for any seed) and the photographs of :mod:`hidiff_mm.datasets.photos`.
+Predictions are seeded (image ``i`` samples its prior with seed ``i``), so every number here
+is reproducible.
+"""
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmagic.evaluation.metrics import psnr, ssim
+
+from hidiff_mm.datasets.synthetic import make_split_pair
+from .inference import deblur, init_model
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO_DIR = osp.join(REPO, 'demo_model')
+DEMO_CONFIG = osp.join(REPO, 'configs', 'hidiff_demo_shake.py')
+DEMO_WEIGHTS = osp.join(DEMO_DIR, 'hidiff_demo_shake.pth')
+DEMO_RECORD = osp.join(DEMO_DIR, 'record.json')
+# The procedural test set of the record: 128 px scenes, shake kernels of 9-31 px.
+TEST_SET = dict(num=50, size=128, kernel_sizes=(9, 31))
+
+Pair = Tuple[str, np.ndarray, np.ndarray]  # (name, blurred RGB uint8, sharp RGB uint8)
+
+
+def init_demo_model(device: str = 'cpu') -> torch.nn.Module:
+    """The shipped demo model, in eval mode."""
+    return init_model(DEMO_CONFIG, DEMO_WEIGHTS, device)
+
+
+def procedural_test_pairs(seed: int, num: int = TEST_SET['num'], size: int = TEST_SET['size'],
+                          kernel_sizes: Tuple[int, int] = TEST_SET['kernel_sizes']
+                          ) -> List[Pair]:
+    """The first ``num`` pairs of the procedural test split with ``seed`` (never trained on:
+    training uses the train split), named like the files ``make_synthetic_blur.py`` writes."""
+    return [(f'{i:06d}', *make_split_pair(seed, 'test', i, size, kernel_sizes))
+            for i in range(num)]
+
+
+def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair]) -> List[Dict]:
+    """Deblur each pair's blurred image (prior seed = its index) and score it.
+
+    Returns:
+        One dict per pair: ``name``, ``blurry``, ``output``, ``sharp`` (RGB uint8) and MMagic's
+        ``psnr_blurry``, ``psnr_output``, ``ssim_blurry``, ``ssim_output`` against the sharp one.
+    """
+    results = []
+    for i, (name, blurred, sharp) in enumerate(pairs):
+        output = deblur(model, np.ascontiguousarray(blurred[..., ::-1]), seed=i)[..., ::-1]
+        row = dict(name=name, blurry=blurred, output=np.ascontiguousarray(output), sharp=sharp)
+        for key in ('blurry', 'output'):
+            row[f'psnr_{key}'] = float(psnr(row[key], sharp))
+            row[f'ssim_{key}'] = float(ssim(row[key], sharp))
+        results.append(row)
+    return results
+
+
+def summarize(results: Sequence[Dict]) -> Dict[str, float]:
+    """Means over images: PSNR/SSIM of the blurry input and of the output, and the gains."""
+    if not results:
+        raise ValueError('summarize needs at least one result')
+    summary = {key: float(np.mean([r[key] for r in results]))
+               for key in ('psnr_blurry', 'psnr_output', 'ssim_blurry', 'ssim_output')}
+    summary['psnr_gain'] = summary['psnr_output'] - summary['psnr_blurry']
+    summary['ssim_gain'] = summary['ssim_output'] - summary['ssim_blurry']
+    summary['num_images'] = len(results)
+    return summary
+
+
+def format_summary(label: str, summary: Dict[str, float]) -> str:
+    """One line: ``label: PSNR a -> b dB (+g), SSIM c -> d (+h), n images``."""
+    return (f'{label}: PSNR {summary["psnr_blurry"]:.2f} -> {summary["psnr_output"]:.2f} dB '
+            f'({summary["psnr_gain"]:+.2f} dB), SSIM {summary["ssim_blurry"]:.4f} -> '
+            f'{summary["ssim_output"]:.4f} ({summary["ssim_gain"]:+.4f}), '
+            f'{summary["num_images"]} images')

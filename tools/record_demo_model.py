@@ -1,0 +1,101 @@
+# Copyright (c) hidiff_mm contributors. All rights reserved.
+"""Ship a trained demo model: export its weights and record how well they deblur.
+
+From the last checkpoint of a ``configs/hidiff_demo_shake.py`` run (``tools/train.py``):
+
+1. ``demo_model/hidiff_demo_shake.pth``: the weights alone (no optimizer), stored as float16
+   (half the size; every number below is measured with these rounded weights, loaded into the
+   float32 model). The file records no training stage, so a fine-tuning run that loads it starts
+   in stage 1.
+2. ``demo_model/record.json``: PSNR/SSIM of the blurry input and of the output on the procedural
+   test set (seeds 0, 1, 2) and on the blurred photographs (seeds 0, 1, 2), the per-image PSNR
+   that ``tests/test_quickstart.py`` checks, the run's final validation and its train time.
+3. ``demo_model/training_curve.png``: loss and validation PSNR from the run's logged scalars.
+
+    python tools/record_demo_model.py work_dirs/hidiff_demo_shake
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import sys
+from typing import List, Optional
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
+from hidiff_mm.apis.demo_model import (DEMO_DIR, DEMO_RECORD, DEMO_WEIGHTS,  # noqa: E402
+                                       evaluate_pairs, format_summary, init_demo_model,
+                                       procedural_test_pairs, summarize)
+from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
+from hidiff_mm.visualization.figures import read_scalars, training_curves_figure  # noqa: E402
+
+SEEDS = (0, 1, 2)
+CHECK_IMAGES = 8  # per-image PSNR of the first test images of seed 0, for the reproduction test
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('work_dir', help='work dir of the finished training run')
+    parser.add_argument('--switch-iter', type=int, default=1500,
+                        help='stage switch of the run (marked on the curve)')
+    return parser.parse_args(argv)
+
+
+def export_weights(checkpoint: str, out: str) -> dict:
+    """Write the float16 state dict of ``checkpoint`` to ``out`` (atomically); its meta."""
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt['state_dict'].items()}
+    meta = dict(source=osp.basename(checkpoint), iter=ckpt['meta'].get('iter'),
+                seed=ckpt['meta'].get('seed'), dtype='float16')
+    tmp = out + '.tmp'
+    torch.save(dict(meta=meta, state_dict=state), tmp)
+    os.replace(tmp, out)
+    return meta
+
+
+def train_seconds(work_dir: str) -> float:
+    """Sum of the logged per-iteration ``time`` over the run (training steps only)."""
+    records = [r for r in read_scalars(work_dir) if 'time' in r and 'loss' in r]
+    steps = [r['step'] for r in records]
+    # each record is the mean over the logger interval that ends at its step
+    return sum(r['time'] * (s - p) for r, s, p in zip(records, steps, [0] + steps[:-1]))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    meta = export_weights(checkpoint, DEMO_WEIGHTS)
+    model = init_demo_model()
+    record = dict(weights=meta, seeds={}, photos={})
+    for seed in SEEDS:
+        rows = evaluate_pairs(model, procedural_test_pairs(seed))
+        record['seeds'][seed] = summarize(rows)
+        print(format_summary(f'procedural seed {seed}', record['seeds'][seed]))
+        if seed == 0:
+            record['check'] = {r['name']: dict(psnr_blurry=r['psnr_blurry'],
+                                               psnr_output=r['psnr_output'])
+                               for r in rows[:CHECK_IMAGES]}
+        photos = summarize(evaluate_pairs(model, make_photo_pairs(seed)))
+        record['photos'][seed] = photos
+        print(format_summary(f'photographs seed {seed}', photos))
+    records = read_scalars(args.work_dir)
+    record['final_val'] = [r for r in records if 'PSNR' in r][-1]
+    record['train_seconds'] = round(train_seconds(args.work_dir))
+    with open(DEMO_RECORD, 'w') as f:
+        json.dump(record, f, indent=1)
+    training_curves_figure(records, osp.join(DEMO_DIR, 'training_curve.png'),
+                           switch_iter=args.switch_iter,
+                           title='demo model: configs/hidiff_demo_shake.py, one CPU core')
+    print(f'{DEMO_WEIGHTS} ({osp.getsize(DEMO_WEIGHTS) / 2**20:.1f} MiB), {DEMO_RECORD}, '
+          f'training_curve.png; {record["train_seconds"]} s of training steps, run '
+          f'{re.sub(r"^.*/", "", checkpoint)}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
