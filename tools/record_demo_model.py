@@ -98,4 +98,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from hidiff_mm.utils.cli import run
+    run(main)

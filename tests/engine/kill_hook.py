@@ -2,6 +2,7 @@
 import errno
 import os
 import signal
+import time
 
 from mmagic.registry import HOOKS
 from mmengine.dist import get_rank
@@ -63,7 +64,9 @@ class DiskFullAtSaveHook(Hook):
 @HOOKS.register_module()
 class KillDataWorkerHook(Hook):
     """After iteration ``at_iter``, SIGKILL one DataLoader worker of the train loop (as the
-    kernel's out-of-memory killer would)."""
+    kernel's out-of-memory killer would), then stay busy for up to 5 s: PyTorch's SIGCHLD
+    handler raises here then, not inside whatever the loop does next (inside a logging call,
+    logging would swallow it)."""
 
     priority = 'LOWEST'
 
@@ -74,3 +77,4 @@ class KillDataWorkerHook(Hook):
         if runner.iter + 1 == self.at_iter:
             workers = runner.train_loop.dataloader_iterator._iterator._workers
             os.kill(workers[0].pid, signal.SIGKILL)
+            time.sleep(5)

@@ -17,6 +17,7 @@ from engine_utils import run_tool
 from tiny_config import write_config
 
 from hidiff_mm.engine.fault_tolerance import training_fault
+from hidiff_mm.utils import load_weights_file
 from hidiff_mm.utils.cli import ToolError, error_message
 
 ITERS, SWITCH = 6, 3  # stage 2 from iteration 4 on
@@ -24,7 +25,7 @@ RUN = dict(iters=ITERS, switch=SWITCH, workers=2, val_interval=2)
 
 
 def weights(path: str) -> dict:
-    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+    return load_weights_file(path)['state_dict']  # also outside a test's allow-list scope
 
 
 def max_diff(a: dict, b: dict) -> float:
@@ -121,18 +122,19 @@ def test_disk_full_then_ctrl_c_then_damaged_checkpoint(tiny_data, tmp_path, full
 
 
 def test_dead_data_worker_stops_the_run_with_one_line(tiny_data, tmp_path):
-    """A DataLoader worker killed after iteration 2 (as by the out-of-memory killer) ends the
-    run with PyTorch's report naming its pid, and the checkpoint to resume from."""
+    """A DataLoader worker killed after iteration 3 (as by the out-of-memory killer) while the
+    main process is busy ends the run with PyTorch's report naming its pid, and the checkpoint
+    to resume from."""
     work_dir = str(tmp_path / 'work')
     config = write_config(str(tmp_path / 'worker.py'), tiny_data, work_dir, **RUN,
-                          faults=[dict(type='KillDataWorkerHook', at_iter=2)])
+                          faults=[dict(type='KillDataWorkerHook', at_iter=3)])
     proc = run_tool(['tools/train.py', config], check=False)
     assert proc.returncode == 1, proc.stderr[-3000:]
     line = last_error_line(proc.stderr)
     assert line.startswith('train.py: error: training stopped in iteration 3: DataLoader worker '
                            '(pid ') and 'is killed by signal: Killed' in line
-    assert line.endswith(f'continue from {work_dir}/iter_2.pth)')
-    assert checkpoints(work_dir) == ['iter_1.pth', 'iter_2.pth']
+    assert line.endswith(f'continue from {work_dir}/iter_3.pth)')
+    assert checkpoints(work_dir) == ['iter_1.pth', 'iter_2.pth', 'iter_3.pth']
 
 
 def test_image_unreadable_mid_run_is_named_and_not_skipped(tiny_data, tmp_path):

@@ -177,4 +177,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    sys.path[:0] = [TOOLS, osp.dirname(TOOLS)]  # light_import, and hidiff_mm beside tools/
+    from light_import import import_alone
+    import_alone('utils.cli').run(main)
