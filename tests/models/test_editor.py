@@ -159,3 +159,11 @@ def test_test_cfg_sets_the_prediction_options_of_every_caller():
         run(plain, tile=12)
     with pytest.raises(TypeError, match='unknown prediction option'):
         run(plain, overlap=8)
+
+
+def test_init_from_stage1_names_a_damaged_file(tmp_path):
+    from hidiff_mm.utils.io import CheckpointError
+    damaged = tmp_path / 'iter_4.pth'
+    damaged.write_bytes(b'PK\x03\x04 not a whole checkpoint')
+    with pytest.raises(CheckpointError, match='iter_4.pth'):
+        tiny_model(stage=2, init_from_stage1=str(damaged)).init_weights()

@@ -8,7 +8,7 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
-from ...utils.checkpoint_globals import mmengine_checkpoint_globals
+from ...utils.io import load_weights_file
 from .prediction import BlindPrediction
 
 
@@ -85,13 +85,13 @@ class HIDiff(BlindPrediction, BaseEditModel):
 
         Raises:
             FileNotFoundError: no file at ``path``.
+            CheckpointError: the file is damaged, or asks to build objects (refused).
             KeyError: the file has no ``state_dict``, or its keys for the two networks differ
                 from the model's (the message names the missing and unexpected keys).
         """
         if not osp.isfile(path):
             raise FileNotFoundError(f'model.init_from_stage1: no stage-1 checkpoint at {path!r}')
-        with mmengine_checkpoint_globals():
-            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        checkpoint = load_weights_file(path, 'model.init_from_stage1 (stage-1 checkpoint)')
         state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise KeyError(f'model.init_from_stage1: {path!r} is not an MMEngine checkpoint '
