@@ -177,44 +177,88 @@ def table(rows: List[dict], runs: List[str], settings: List[Tuple[str, int]]) ->
 
 
 def figure(rows: List[dict], path: str) -> None:
-    """PSNR and prior error against steps, one line per sampler (the eps/linear two-stage runs;
-    error bars: range over seeds)."""
+    """Against steps, one line per sampler (error bars: range over seeds): PSNR and prior
+    error of the eps/linear two-stage runs (the official setting), prior error of the
+    x0/linear runs."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for sampler in SAMPLERS:
-        for ax, key in zip(axes, ('psnr', 'prior_l1')):
-            means, lows, highs = [], [], []
-            for steps in STEPS:
-                vals = [r[key] for r in rows if r['run'] == 'two-stage, eps, linear'
-                        and r['sampler'] == sampler and r['steps'] == steps]
-                means.append(np.mean(vals))
-                lows.append(np.mean(vals) - min(vals))
-                highs.append(max(vals) - np.mean(vals))
-            ax.errorbar(STEPS, means, yerr=[lows, highs], marker='o', capsize=3, label=sampler)
-    axes[0].set_ylabel('PSNR (dB), test split')
-    axes[1].set_ylabel('L1(sampled prior, stage-1 prior)')
-    for ax in axes:
+    panels = [('two-stage, eps, linear', 'psnr', 'PSNR (dB), eps-prediction'),
+              ('two-stage, eps, linear', 'prior_l1', 'prior L1, eps-prediction'),
+              ('two-stage, x0, linear', 'prior_l1', 'prior L1, x0-prediction')]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, (run, key, title) in zip(axes, panels):
+        for sampler in SAMPLERS:
+            vals = [[r[key] for r in rows if r['run'] == run and r['sampler'] == sampler
+                     and r['steps'] == steps] for steps in STEPS]
+            means = [np.mean(v) for v in vals]
+            spread = [[m - min(v) for m, v in zip(means, vals)],
+                      [max(v) - m for m, v in zip(means, vals)]]
+            ax.errorbar(STEPS, means, yerr=spread, marker='o', capsize=3, label=sampler)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel('sampler steps (T = 8)')
         ax.set_xticks(STEPS)
+    axes[1].set_ylim(bottom=0)
+    axes[2].set_ylim(bottom=0)
     axes[0].legend(fontsize=8)
-    fig.suptitle('Study model, two-stage eps/linear, 3 seeds (mean, range)', fontsize=10)
+    fig.suptitle('Study model (docs/samplers.md), 3 seeds: mean and range; prior L1 = '
+                 'L1(sampled prior, stage-1 prior)', fontsize=10)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--data', default=osp.join(REPO, 'data', 'synthetic'))
-    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'sampler_study'))
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--json', help='write the raw results here')
-    parser.add_argument('--figure', help='write the PSNR / prior-error figure here')
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+CONTRASTS = [  # (label, setting A, setting B): A - B per seed
+    ('official chain, 4 vs 8 steps', ('two-stage, eps, linear', 'official', 4),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('official chain, 1 vs 8 steps', ('two-stage, eps, linear', 'official', 1),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('DDIM 8 vs official 8', ('two-stage, eps, linear', 'DDIM', 8),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('DPM-Solver++ 4 vs official 8', ('two-stage, eps, linear', 'DPM-Solver++(2M)', 4),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('x0 vs eps (official 8)', ('two-stage, x0, linear', 'official', 8),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('v vs eps (official 8)', ('two-stage, v, linear', 'official', 8),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('sqrt-linear vs linear (official 8)', ('two-stage, eps, sqrt-linear', 'official', 8),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('cosine vs linear (official 8)', ('two-stage, eps, cosine', 'official', 8),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('DDIM-trained, DDIM 8 vs official-trained, official 8',
+     ('two-stage, eps, linear, DDIM-trained', 'DDIM', 8),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('x0 model: official 2 vs eps model official 8', ('two-stage, x0, linear', 'official', 2),
+     ('two-stage, eps, linear', 'official', 8)),
+    ('x0 model: DPM-Solver++ 4 vs its official 8',
+     ('two-stage, x0, linear', 'DPM-Solver++(2M)', 4), ('two-stage, x0, linear', 'official', 8)),
+    ('one-stage vs two-stage (official 8)', ('one-stage, eps, linear', 'official', 8),
+     ('two-stage, eps, linear', 'official', 8)),
+]
+
+
+def contrasts(rows: List[dict]) -> str:
+    """Markdown: per-seed differences A - B (paired: same seed, same test noise), mean and
+    [min, max] over seeds."""
+    def pick(seed, run, sampler, steps):
+        return next(r for r in rows if r['seed'] == seed and r['run'] == run
+                    and r['sampler'] == sampler and r['steps'] == steps)
+
+    seeds = sorted({r['seed'] for r in rows})
+    lines = ['| A - B | PSNR (dB) | SSIM | prior L1 |', '|---|---|---|---|']
+    for label, a, b in CONTRASTS:
+        cells = []
+        for key, digits in (('psnr', 2), ('ssim', 4), ('prior_l1', 3)):
+            d = [pick(s, *a)[key] - pick(s, *b)[key] for s in seeds]
+            cells.append(f'{np.mean(d):+.{digits}f} [{min(d):+.{digits}f}, '
+                         f'{max(d):+.{digits}f}]')
+        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def run_study(args) -> dict:
+    """Train what is missing, score every run; the results as written to ``--json``."""
     if not osp.isdir(osp.join(args.data, 'train')):
         subprocess.run([sys.executable, osp.join(REPO, 'tools', 'make_synthetic_blur.py'),
                         '--out', args.data], check=True, env=dict(os.environ, PYTHONPATH=REPO))
@@ -248,26 +292,50 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     cpu = dict(training_s=os.times().children_user + os.times().children_system,
                scoring_s=time.process_time())
-    blurry = input_scores(pairs)
+    return dict(blurry=input_scores(pairs), num_pairs=len(pairs), rows=rows, seeds=args.seeds,
+                iters=ITERS, cpu=cpu, torch=torch.__version__, threads=torch.get_num_threads())
+
+
+def report(results: dict) -> None:
+    rows, blurry, cpu = results['rows'], results['blurry'], results['cpu']
     all_settings = [(s, n) for s in SAMPLERS for n in STEPS]
     print(f'Blurry input: PSNR {blurry["psnr"]:.2f} dB, SSIM {blurry["ssim"]:.4f} '
-          f'({len(pairs)} test pairs). CPU time: training runs {cpu["training_s"]:.0f} s '
-          f'(this invocation), scoring {cpu["scoring_s"]:.0f} s\n')
+          f'({results.get("num_pairs", 20)} test pairs). CPU time: training runs '
+          f'{cpu["training_s"]:.0f} s (that invocation), scoring {cpu["scoring_s"]:.0f} s\n')
     print('## Samplers on the two-stage eps/linear model\n')
     print(table(rows, ['two-stage, eps, linear'], all_settings) + '\n')
     print('## Parameterisations and schedules (stage 2 at equal iterations)\n')
     print(table(rows, [f'two-stage, {v}' for v in VARIANTS],
                 [('official', 8), ('DDIM', 4), ('DPM-Solver++(2M)', 4), ('official', 1)]) + '\n')
     print('## One stage vs two stages (1200 iterations in all)\n')
-    print(table(rows, ['two-stage, eps, linear', 'one-stage, eps, linear'], all_settings))
-    if args.json:
+    print(table(rows, ['two-stage, eps, linear', 'one-stage, eps, linear'], all_settings) + '\n')
+    print('## Paired differences (per seed)\n')
+    print(contrasts(rows))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data', default=osp.join(REPO, 'data', 'synthetic'))
+    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'sampler_study'))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--json', help='write the raw results here')
+    parser.add_argument('--figure', help='write the PSNR / prior-error figure here')
+    parser.add_argument('--from-json', help='report the results of an earlier run (no training '
+                        'or scoring)')
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+    else:
+        results = run_study(args)
+    report(results)
+    if args.json and not args.from_json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump(dict(blurry=blurry, rows=rows, seeds=args.seeds, iters=ITERS, cpu=cpu,
-                           torch=torch.__version__, threads=torch.get_num_threads()), f,
-                      indent=1)
+            json.dump(results, f, indent=1)
     if args.figure:
-        figure(rows, args.figure)
+        figure(results['rows'], args.figure)
 
 
 if __name__ == '__main__':
