@@ -250,7 +250,7 @@ def test_autocast_keeps_the_residual_stream_fp32():
 def test_grams_of_half_inputs_do_not_overflow():
     """Unnormalised q k^T sums over all pixels; in fp16 it would pass 65504, so it runs in fp32."""
     mdta = convert_to_fast(MDTA(8, 2))
-    t = torch.full((64, 24), 40.0)  # |q|^2 = 64 * 1600 = 102400 > 65504
-    qk, qq, kk = mdta._head_grams(t.half())
+    q = torch.full((1, 64, 8), 40.0)  # |q|^2 = 64 * 1600 = 102400 > 65504
+    qk, qq, kk = mdta._head_grams(q.half(), q.half())
     assert qk.dtype == torch.float32 and torch.isfinite(qk).all()
     assert torch.allclose(qq, torch.full_like(qq, 102400.0))

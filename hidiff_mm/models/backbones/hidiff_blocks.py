@@ -89,28 +89,34 @@ class _FusedResidualBranch:
 
 @fast_form_of(MDTA)
 class FastMDTA(_FusedResidualBranch, MDTA):
-    """MDTA's fast form: channels-last maps; the per-head Gram matrices ``q k^T``, ``q q^T`` and
-    ``k k^T`` by batched GEMMs on strided views (the L2 norms of F.normalize are the square roots
-    of the last two diagonals), and ``project_out`` folded into the attention matrix, so the
-    output is one GEMM ``v (Wp blockdiag(attn))^T`` that also adds the residual.
+    """MDTA's fast form: channels-last maps; the Gram matrix ``q^T k`` of all heads by one batched
+    GEMM on strided views (each head's block is its ``q k^T``) and the L2 norms of F.normalize
+    by one reduction, so the normalised q and k are never made; ``project_out`` is folded into
+    the attention matrix, so the output is one GEMM ``v (Wp blockdiag(attn))^T`` that also adds
+    the residual. The whole batch goes through each GEMM: no loop over samples.
     """
 
-    def _head_grams(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """t: (L, 3C) rows of [q | k | v] -> q k^T (h, d, d), |q|^2 and |k|^2 (h, d) per head."""
-        if t.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(t.device.type):
-            with torch.autocast(t.device.type, enabled=False):  # unnormalised: may pass 65504
-                return self._head_grams(t.to(torch.promote_types(t.dtype, torch.float32)))
-        c = t.shape[1] // 3
+    def _head_grams(self, q: torch.Tensor,
+                    k: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k: (B, L, C) -> q k^T (B, h, d, d), |q|^2 and |k|^2 (B, h, d) per head."""
+        if q.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(q.device.type):
+            with torch.autocast(q.device.type, enabled=False):  # unnormalised: may pass 65504
+                wide = torch.promote_types(q.dtype, torch.float32)
+                return self._head_grams(q.to(wide), k.to(wide))
+        b, _, c = q.shape
         heads, d = self.num_heads, c // self.num_heads
-        q = t[:, :c].view(-1, heads, d).permute(1, 2, 0)          # (h, d, L)
-        k = t[:, c:2 * c].view(-1, heads, d).permute(1, 2, 0)
-        return (torch.bmm(q, k.transpose(1, 2)),
-                torch.bmm(q, q.transpose(1, 2)).diagonal(dim1=1, dim2=2),
-                torch.bmm(k, k.transpose(1, 2)).diagonal(dim1=1, dim2=2))
+        qk = torch.bmm(q.transpose(1, 2), k)                                   # (B, C, C)
+        if heads > 1:
+            qk = qk.view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+        else:
+            qk = qk.view(b, 1, d, d)
+        return (qk, torch.linalg.vector_norm(q, dim=1).square().view(b, heads, d),
+                torch.linalg.vector_norm(k, dim=1).square().view(b, heads, d))
 
     def _fused(self, x: torch.Tensor, prior: Optional[torch.Tensor],
                norm: Optional[nn.Module]) -> torch.Tensor:
         b, c, h, w = x.shape
+        heads, d = self.num_heads, c // self.num_heads
         x = channels_last(x)
         residual = None if norm is None else x
 
@@ -121,35 +127,29 @@ class FastMDTA(_FusedResidualBranch, MDTA):
 
         strips = row_strips(h, w, self.strip_pixels, torch.is_grad_enabled())
         if len(strips) == 1:
-            t = nhwc(qkv(x)).reshape(b, h * w, 3 * c)
-            grams = [self._head_grams(t[i]) for i in range(b)]
-            values = t[..., 2 * c:]
+            q, k, values = nhwc(qkv(x)).reshape(b, h * w, 3 * c).split(c, dim=-1)
+            qk, qq, kk = self._head_grams(q, k)
         else:
-            grams = [None] * b
             values = x.new_empty(b, h * w, c)
             for r0, r1 in strips:
-                t = nhwc(conv_rows(x, qkv, r0, r1)).reshape(b, (r1 - r0) * w, 3 * c)
-                values[:, r0 * w:r1 * w] = t[..., 2 * c:]
-                for i in range(b):
-                    part = self._head_grams(t[i])
-                    grams[i] = part if grams[i] is None else tuple(
-                        acc + new for acc, new in zip(grams[i], part))
+                q, k, v = nhwc(conv_rows(x, qkv, r0, r1)).reshape(b, -1, 3 * c).split(c, dim=-1)
+                values[:, r0 * w:r1 * w] = v
+                part = self._head_grams(q, k)
+                qk, qq, kk = part if r0 == 0 else (qk + part[0], qq + part[1], kk + part[2])
 
-        weight = self.project_out.weight.view(c, c)
-        outs = []
-        for i, (qk, qq, kk) in enumerate(grams):
-            norm_q = qq.clamp_min(0).sqrt().clamp_min(1e-12)
-            norm_k = kk.clamp_min(0).sqrt().clamp_min(1e-12)
-            attn = (qk / (norm_q[:, :, None] * norm_k[:, None, :]) * self.temperature)
-            mix = weight @ torch.block_diag(*attn.softmax(dim=-1))   # (C, C)
-            if residual is None:
-                out = values[i] @ mix.t()
-            else:
-                out = add_product(nhwc(residual[i:i + 1]).reshape(h * w, c), values[i], mix.t())
-            if self.project_out.bias is not None:
-                out = out + self.project_out.bias
-            outs.append(out)
-        return from_nhwc(torch.stack(outs) if b > 1 else outs[0][None], h, w)
+        norm_q = qq.clamp_min(0).sqrt().clamp_min(1e-12)
+        norm_k = kk.clamp_min(0).sqrt().clamp_min(1e-12)
+        attn = (qk / (norm_q[..., None] * norm_k[..., None, :]) * self.temperature).softmax(-1)
+        # mix[:, o, h d + j] = sum_i Wp[o, h d + i] attn[:, h, i, j]: Wp blockdiag(attn), batched
+        weight = self.project_out.weight.view(c, heads, d).transpose(0, 1)      # (h, C, d)
+        mix = (weight @ attn).permute(0, 2, 1, 3).reshape(b, c, c)
+        if residual is None:
+            out = torch.bmm(values, mix.transpose(1, 2))
+        else:
+            out = add_product(nhwc(residual).reshape(b, h * w, c), values, mix.transpose(1, 2))
+        if self.project_out.bias is not None:
+            out = out + self.project_out.bias
+        return from_nhwc(out, h, w)
 
 
 class GDFN(_PriorModulated):
