@@ -23,7 +23,7 @@ from typing import Callable, List, Optional, Tuple, Type, Union
 import torch
 from torch import nn
 
-DEFAULT_STRIP_PIXELS = 1 << 16
+DEFAULT_STRIP_PIXELS = 1 << 14
 
 #: The (exact, fast) module pairs, filled by :func:`fast_form_of`; the equivalence tests are
 #: generated from it (``tests/models/test_fast_path.py``).
