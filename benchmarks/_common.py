@@ -82,12 +82,18 @@ def reset_peak_rss() -> bool:
 
 
 def worker_setup(threads: int) -> None:
-    """Import ``hidiff_mm`` (the compat layer, then MMagic) and fix the torch thread count."""
+    """Import ``hidiff_mm`` (the compat layer, then MMagic) and fix the torch thread count.
+
+    The worker keeps its freed memory as the tools do (``hidiff_mm.utils.cli.keep_freed_memory``),
+    whichever model it runs; ``HIDIFF_MALLOC=default`` in the environment measures glibc's
+    default allocator instead.
+    """
     warnings.filterwarnings('ignore')
     if REPO not in sys.path:
         sys.path.insert(0, REPO)
     import torch
     importlib.import_module('hidiff_mm')  # compat layer first; registers the HI-Diff modules
+    importlib.import_module('hidiff_mm.utils.cli').keep_freed_memory()
     from mmagic.utils import register_all_modules
     register_all_modules()
     torch.set_num_threads(threads)
@@ -121,7 +127,11 @@ def cpu_name() -> str:
 
 
 def machine() -> str:
-    return f'{cpu_name()}, {os.cpu_count()} logical CPU(s)'
+    """The CPU, the torch kernels asked for (``ATEN_CPU_CAPABILITY``) and the allocator setting."""
+    kernels = os.environ.get('ATEN_CPU_CAPABILITY', 'the best the CPU has')
+    malloc = os.environ.get('HIDIFF_MALLOC', 'keep')
+    return (f'{cpu_name()}, {os.cpu_count()} logical CPU(s); ATEN_CPU_CAPABILITY: {kernels}; '
+            f'malloc: {"glibc default" if malloc == "default" else "freed memory kept"}')
 
 
 # ------------------------------------------------------------------------------ tables

@@ -11,6 +11,7 @@ is removed from the arguments before ``main`` parses them and exported as ``HIDI
 that child processes (``torchrun`` ranks, ``tools/quickstart.py``'s steps) show theirs as well.
 ``main`` is called in-process by the tests, where exceptions propagate as usual.
 """
+import ctypes
 import os
 import os.path as osp
 import pickle
@@ -76,9 +77,40 @@ def report(err: BaseException, exit_code: int) -> NoReturn:
     sys.exit(exit_code)
 
 
+MALLOC_ENV = 'HIDIFF_MALLOC'
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_MAX = -4
+_TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt's int takes: 2 GiB
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
+
+    A forward pass makes and frees feature maps of tens to hundreds of MB; glibc serves blocks
+    above its mmap threshold (at most 32 MB) with fresh ``mmap`` pages and unmaps them on
+    ``free``, so every forward faults in and zeroes its large temporaries again (on a 2-core
+    machine as much system time as compute, ``docs/performance.md``). This sets
+    ``M_MMAP_MAX = 0`` and a 2 GiB ``M_TRIM_THRESHOLD``, as ``MALLOC_MMAP_MAX_=0
+    MALLOC_TRIM_THRESHOLD_=2147483647`` would: the process keeps its peak heap until it exits.
+    :func:`run` calls it for every tool; nothing calls it on import. Returns True when the
+    setting was made; False, changing nothing, with ``HIDIFF_MALLOC=default`` or without glibc.
+    """
+    if os.environ.get(MALLOC_ENV, 'keep') == 'default':
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, _ = libc.mallopt, libc.gnu_get_libc_version  # glibc only
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+
+
 def run(main: Callable[[], Any]) -> NoReturn:
     """Run a tool's ``main()`` (which parses ``sys.argv``) and exit with its status (an ``int``
-    it returns; 0 for anything else)."""
+    it returns; 0 for anything else). The process keeps its freed memory for reuse
+    (:func:`keep_freed_memory`; ``HIDIFF_MALLOC=default`` to not)."""
+    keep_freed_memory()
     if '--debug' in sys.argv[1:]:
         sys.argv = [sys.argv[0]] + [a for a in sys.argv[1:] if a != '--debug']
         os.environ[DEBUG_ENV] = '1'

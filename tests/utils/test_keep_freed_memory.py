@@ -1,0 +1,52 @@
+"""keep_freed_memory: freed large blocks are reused, not unmapped and faulted in again."""
+import ctypes
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from hidiff_mm.utils.cli import keep_freed_memory
+
+GLIBC = hasattr(ctypes.CDLL(None), 'gnu_get_libc_version')
+
+# Allocate, touch and free a 64 MiB block 8 times; print the minor page faults that took.
+CHILD = """
+import ctypes, resource, sys
+sys.path.insert(0, {tools!r})
+from light_import import import_alone
+applied = import_alone('utils.cli').keep_freed_memory()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = (ctypes.c_void_p,)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(8):
+    block = libc.malloc(64 << 20)
+    ctypes.memset(block, 1, 64 << 20)
+    libc.free(block)
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def faults(malloc_env: str):
+    tools = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
+    env = dict(os.environ, HIDIFF_MALLOC=malloc_env)
+    out = subprocess.run([sys.executable, '-c', CHILD.format(tools=tools)], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    return out[0] == 'True', int(out[1])
+
+
+@pytest.mark.skipif(not GLIBC, reason='mallopt is glibc-only')
+def test_freed_blocks_are_reused():
+    applied, kept = faults('keep')
+    not_applied, default = faults('default')
+    assert applied and not not_applied
+    pages = (64 << 20) // 4096  # 16384 faults each time the block is mapped afresh
+    assert default >= 7 * pages   # glibc maps and unmaps the block every time
+    assert kept <= 2 * pages      # faulted in once, then reused
+
+
+def test_default_leaves_the_allocator_alone(monkeypatch):
+    monkeypatch.setenv('HIDIFF_MALLOC', 'default')
+    assert keep_freed_memory() is False
