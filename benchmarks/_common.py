@@ -250,7 +250,7 @@ def official_chain(net_d, schedule: Dict, x, cond):
     x0 estimates, the denoiser called with the 1-based step as a full tensor."""
     import torch
     for t in reversed(range(schedule['timesteps'])):
-        noise = net_d(x, cond, torch.full(x.shape, t + 1, dtype=torch.long))
+        noise = net_d(x, cond, torch.full(x.shape, t + 1, dtype=torch.long, device=x.device))
         x_recon = schedule['sqrt_recip'][t] * x - schedule['sqrt_recipm1'][t] * noise
         x_recon.clamp_(-1., 1.)
         x = schedule['coef1'][t] * x_recon + schedule['coef2'][t] * x

@@ -122,14 +122,15 @@ def build_ours(args, stage: int, fast: bool) -> Tuple[Step, Any, int]:
     return step, model.generator.output.weight, trained
 
 
-def build_official_step(args, stage: int) -> Tuple[Step, Any, int]:
-    """The official ``optimize_parameters`` of HI_Diff_S1 / HI_Diff_S2 (see the docstring)."""
+def build_official_step(args, stage: int, device: str = 'cpu') -> Tuple[Step, Any, int]:
+    """The official ``optimize_parameters`` of HI_Diff_S1 / HI_Diff_S2 (see the docstring), on
+    ``device``."""
     import torch
     import torch.nn.functional as F
     roles = ['net_g', 'net_le'] + (['net_le_dm', 'net_d'] if stage == 2 else [])
     nets = build_official(args.official, roles, torch.load(args.weights, weights_only=True))
     for net in nets.values():
-        net.train()
+        net.to(device).train()
     trained_nets = [nets[k] for k in (('net_g', 'net_le') if stage == 1 else
                                       ('net_g', 'net_le_dm', 'net_d'))]
     if stage == 2:
@@ -138,7 +139,7 @@ def build_official_step(args, stage: int) -> Tuple[Step, Any, int]:
     optimizer = torch.optim.AdamW(params, **OFFICIAL_OPTIM)
     schedule = official_schedule()
     abar_T = schedule['alphas_cumprod'][schedule['timesteps'] - 1]
-    blur, sharp = make_pairs(args.batch, args.patch)
+    blur, sharp = (t.to(device) for t in make_pairs(args.batch, args.patch))
     net_g, net_le = nets['net_g'], nets['net_le']
 
     def step() -> float:

@@ -2,7 +2,8 @@
 
 Usage (``benchmarks/gpu_check.sh`` installs the packages and runs this on a GPU machine)::
 
-    python benchmarks/gpu_check.py [--out DIR] [--budget 320] [--parts a b c d]
+    python benchmarks/gpu_check.py [--out DIR] [--budget 320] [--parts a b c d e] \
+        [--official PATH]
     python benchmarks/gpu_check.py --cpu --tiny          # CPU smoke run of every part
     python benchmarks/gpu_check.py --write-stubs DIR     # only write the import stand-ins
 
@@ -33,6 +34,12 @@ Parts (each case is guarded: a failure prints its traceback and the run goes on)
   of 4 pairs made of 2 accumulated micro-batches of 2 (DDP ``no_sync``); checks the
   checkpoints (stage 1 then 2, EMA state, AMP loss-scaler state); the run's output goes to
   ``OUT/ddp_train.log``.
+* (e) the official code side by side (``--official PATH``, a checkout of
+  github.com/zhengchen1999/HI-Diff read at run time and never copied; ``.official/`` is
+  git-ignored for it): its fp32 whole prediction at ``--sizes`` and its stage-1 / stage-2
+  training steps (``optimize_parameters``) on the batch of (b), with the model's weights; the
+  report then divides every (a) prediction and (b) step by the official time and peak memory.
+  It runs after (b), before (c).
 * (d) ``torch.compile`` of the Transformer (``--compile-mode``, default ``default``; the whole
   model then runs it too), the cases of (a) at ``--compile-sizes``, fast path first. It runs
   last, with whatever is left of ``--budget``; the compile time (first call) is reported apart
@@ -604,6 +611,82 @@ def ddp_case(device, args, clock: Clock, results: List[Dict], until: float) -> N
     guarded(results, row, case)
 
 
+# ------------------------------------------------------------------------------ (e)
+def official_cases(model, device, args, clock: Clock, results: List[Dict], until: float) -> None:
+    """Part (e): the official networks side by side, fp32, with the model's weights.
+
+    The whole prediction at ``--sizes`` (``HI_Diff_S2.test``: LE_DM, the 8-step chain from
+    seeded noise, net_g) and one training step per stage on ``--batch`` x ``--patch`` pairs
+    (``optimize_parameters`` of HI_Diff_S1 / S2), from ``--official`` (a checkout of
+    github.com/zhengchen1999/HI-Diff, read at run time). The ratio table of the report divides
+    each case of (a) / (b) by the official time.
+    """
+    import torch
+    from bench_inference import build_official_predict
+    from bench_train_step import build_official_step
+
+    weights = osp.join(args.out, 'official_side_by_side_weights.pth')
+    torch.save(model.state_dict(), weights)
+    step_args = argparse.Namespace(official=args.official, weights=weights, batch=args.batch,
+                                   patch=args.patch)
+    cases = [('hidiff', size, None) for size in args.sizes] + [
+        ('train', f'{args.batch}x{args.patch}x{args.patch}', stage) for stage in (1, 2)]
+    for which, size, stage in cases:
+        row = dict(part='e', model=which, size=size, stage=stage, dtype='fp32', path='official')
+        if clock.left(until) <= 0:
+            row['status'] = 'skipped (time budget)'
+            results.append(row)
+            continue
+
+        def case(which=which, size=size, stage=stage):
+            if which == 'train':
+                step, _, _ = build_official_step(step_args, stage, device.type)
+
+                def run():
+                    torch.manual_seed(100)
+                    return step()
+
+                reset_peak(device)
+                median, _ = timed(run, device, args.train_steps)
+                return dict(median_ms=median * 1e3, peak_gib=peak_gib(device))
+            predict, _ = build_official_predict(args.official, weights, device.type)
+            h, w = parse_size(size)
+            img = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)).to(device)
+            reset_peak(device)
+            with torch.no_grad():
+                median, _ = timed(lambda: predict(img), device, args.repeats)
+            return dict(median_ms=median * 1e3, peak_gib=peak_gib(device))
+
+        guarded(results, row, case)
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+    os.remove(weights)
+
+
+def side_by_side(results: List[Dict]) -> List[Dict]:
+    """Each (a) whole-prediction and (b) training case over the official case of its size."""
+    official = {(r['model'], r['size'] if r['model'] == 'hidiff' else r['stage']): r
+                for r in results if r.get('part') == 'e' and r.get('median_ms')}
+    rows = []
+    for r in results:
+        if r.get('part') == 'a' and r.get('model') == 'hidiff':
+            ref = official.get(('hidiff', r['size']))
+            case = f"prediction {r['size']}"
+        elif r.get('part') == 'b':
+            ref = official.get(('train', r['stage']))
+            case = f"training step, stage {r['stage']}, {r['batch']}"
+        else:
+            continue
+        if ref is None or not r.get('median_ms'):
+            continue
+        rows.append(dict(case=case, dtype=r['dtype'], path=r['path'], ours_ms=r['median_ms'],
+                         official_ms=ref['median_ms'],
+                         time_ratio=r['median_ms'] / ref['median_ms'],
+                         memory_ratio=(r['peak_gib'] / ref['peak_gib']
+                                       if r.get('peak_gib') and ref.get('peak_gib') else None)))
+    return rows
+
+
 # ------------------------------------------------------------------------------ report
 def table(rows: List[Dict], columns: List[str]) -> str:
     def cell(v):
@@ -635,15 +718,22 @@ def report(env: Dict, results: List[Dict], clock: Clock) -> str:
         b=('(b) Training step (median ms per step; loss_diff = |first loss - fp32 exact|)',
            ['stage', 'dtype', 'path', 'batch', 'median_ms', 'peak_gib', 'first_loss',
             'loss_diff', 'loss_scale', 'status']),
+        e=('(e) The official networks, fp32, the same weights (median ms; peak GiB)',
+           ['model', 'size', 'stage', 'median_ms', 'peak_gib', 'status']),
         c=('(c) DDP training run through tools/train.py',
            ['run', 'backend', 'config', 'wall_s', 'stages', 'ema_in_ckpt',
             'ema_differs_from_raw', 'loss_scaler_state', 'status']),
     )
-    for key in 'abcd':
+    for key in 'abcde':
         rows = [r for r in results if r.get('part') == key]
         if rows:
             title, columns = parts[key]
             out += [f'## {title}', '', table(rows, columns), '']
+    ratios = side_by_side(results)
+    if ratios:
+        out += ['## Ours / official (time and peak memory ratios, same device)', '',
+                table(ratios, ['case', 'dtype', 'path', 'ours_ms', 'official_ms', 'time_ratio',
+                               'memory_ratio']), '']
     return '\n'.join(out)
 
 
@@ -655,7 +745,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=os.environ.get('OUT') or './gpu_out')
     parser.add_argument('--budget', type=float, default=320,
                         help='seconds; later cases are skipped past it (compile first)')
-    parser.add_argument('--parts', nargs='+', default=list('abcd'), choices=list('abcd'))
+    parser.add_argument('--parts', nargs='+', default=list('abcd'), choices=list('abcde'),
+                        help='(e) needs --official')
+    parser.add_argument('--official', help='checkout of the official HI-Diff code, for (e)')
     parser.add_argument('--sizes', nargs='+', help='WxH (default 256x256 1280x720)')
     parser.add_argument('--compile-sizes', nargs='+', help='WxH (default 256x256 1280x720)')
     parser.add_argument('--compile-mode', default='default', help='torch.compile mode')
@@ -709,7 +801,7 @@ def main(argv=None) -> List[Dict]:
     results: List[Dict] = []
     # part deadlines (seconds from start), scaled to the budget: eager inference, training
     # steps and the DDP run first; torch.compile takes what is left
-    ends = dict(a=0.35, b=0.55, c=0.8, d=1.0)
+    ends = dict(a=0.3, b=0.5, e=0.65, c=0.8, d=1.0)
     model = build_model(args.tiny, device)
 
     def save(final: bool = False) -> str:
@@ -727,9 +819,13 @@ def main(argv=None) -> List[Dict]:
                                   ends['a'] * args.budget),
         b=lambda: train_cases(model, device, args, clock, results, ends['b'] * args.budget),
         c=lambda: ddp_case(device, args, clock, results, ends['c'] * args.budget),
+        e=lambda: official_cases(model, device, args, clock, results, ends['e'] * args.budget),
         d=lambda: inference_cases(model, device, args, clock, results, True,
                                   args.compile_sizes, ends['d'] * args.budget))
-    for part in 'abcd':
+    if 'e' in args.parts and (not args.official or args.tiny):
+        parser_error = 'part (e) needs --official PATH and the full-size model (no --tiny)'
+        raise SystemExit(f'gpu_check.py: error: {parser_error}')
+    for part in 'abecd':
         if part in args.parts:
             steps[part]()
             save()

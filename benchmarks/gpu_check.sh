@@ -5,6 +5,11 @@
 #
 #   bash benchmarks/gpu_check.sh [gpu_check.py arguments, e.g. --budget 300]
 #
+# Side by side with the official code (part e), in one device call: clone it into the git-ignored
+# .official/ here (git clone https://github.com/zhengchen1999/HI-Diff .official), carry
+# .official and .whl to the device, and run
+#   bash benchmarks/gpu_check.sh --parts a b e --official .official --budget 480
+#
 # .whl/ (git-ignored, 49 MiB) holds MMEngine, mmcv-lite, MMagic and what their import chain and
 # a Runner need beyond torch (and its dependencies), numpy and opencv, for CPython 3.12 on
 # manylinux x86_64 (torchvision 0.26.0 pairs with torch 2.11). Made with
