@@ -99,9 +99,11 @@ def worker_setup(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_worker(script: str, args: List[str], threads: int) -> Dict:
+def run_worker(script: str, args: List[str], threads: int,
+               extra_env: Optional[Dict[str, str]] = None) -> Dict:
     """Run ``script --worker ...`` in a fresh process; its ``BENCH_RESULT`` line as a dict."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               **(extra_env or {}))
     proc = subprocess.run([sys.executable, script] + args, stdout=subprocess.PIPE, text=True,
                           env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
@@ -126,12 +128,32 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> str:
+def machine(malloc: str) -> str:
     """The CPU, the torch kernels asked for (``ATEN_CPU_CAPABILITY``) and the allocator setting."""
     kernels = os.environ.get('ATEN_CPU_CAPABILITY', 'the best the CPU has')
-    malloc = os.environ.get('HIDIFF_MALLOC', 'keep')
     return (f'{cpu_name()}, {os.cpu_count()} logical CPU(s); ATEN_CPU_CAPABILITY: {kernels}; '
-            f'malloc: {"glibc default" if malloc == "default" else "freed memory kept"}')
+            f'allocator: {MALLOC_CHOICES[malloc]}')
+
+
+# --malloc: which allocator setting each worker runs with (hidiff_mm.utils.cli.keep_freed_memory)
+MALLOC_CHOICES = {
+    'as-shipped': "ours keep freed memory (hidiff_mm's tools do), the official code runs "
+                  "with glibc's default (as its own scripts do)",
+    'keep': 'every model keeps freed memory (M_MMAP_MAX=0)',
+    'default': "every model runs with glibc's default allocator",
+}
+
+
+def add_malloc_option(parser) -> None:
+    parser.add_argument('--malloc', choices=list(MALLOC_CHOICES), default='as-shipped',
+                        help='allocator setting of the workers: ' + '; '.join(
+                            f'{k}: {v}' for k, v in MALLOC_CHOICES.items()))
+
+
+def malloc_env(malloc: str, model: str) -> Dict[str, str]:
+    """The environment that gives ``model``'s worker the ``--malloc`` setting."""
+    keep = malloc == 'keep' or (malloc == 'as-shipped' and model != 'official')
+    return dict(HIDIFF_MALLOC='keep' if keep else 'default')
 
 
 # ------------------------------------------------------------------------------ tables

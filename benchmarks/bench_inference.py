@@ -56,9 +56,10 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from _common import (build_official, current_rss, emit, gib, machine, max_abs_diff, official_chain,
-                     official_schedule, parse_size, peak_rss, ratio_pairs, ratio_table,
-                     reference_model, reset_peak_rss, run_worker, sci, worker_setup)
+from _common import (add_malloc_option, build_official, current_rss, emit, gib, machine, malloc_env,
+                     max_abs_diff, official_chain, official_schedule, parse_size, peak_rss,
+                     ratio_pairs, ratio_table, reference_model, reset_peak_rss, run_worker, sci,
+                     worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 LARGE_PIXELS = 512 * 512
@@ -256,6 +257,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='CPU inference time, peak memory and output difference of HI-Diff: '
         'fast path, exact path and the official code')
+    add_malloc_option(parser)
     parser.add_argument('--sizes', nargs='+', type=parse_size,
                         default=[parse_size('256x256'), parse_size('1280x720')],
                         help='input sizes WxH (default 256x256 1280x720)')
@@ -314,7 +316,7 @@ def main(argv=None) -> List[Dict]:
                       file=sys.stderr, flush=True)
                 output = osp.join(tmp, f'out_{model}_{size[1]}x{size[0]}.pt')
                 results.append(run_worker(SCRIPT, worker_args(model, size, args, output),
-                                          args.threads))
+                                          args.threads, malloc_env(args.malloc, model)))
                 outputs[(size[1], size[0], model)] = output
                 r = results[-1]
                 print(f"  -> median {r['median_s']:.2f} s, peak RSS {gib(r['peak_rss_bytes'])}"
@@ -326,7 +328,7 @@ def main(argv=None) -> List[Dict]:
     if args.repeats_large is not None:
         timing += (f' (sizes above 512x512: median of {args.repeats_large}, no warm-up)')
     meta = dict(threads=args.threads, repeats=args.repeats, repeats_large=args.repeats_large,
-                timing=timing, torch=torch.__version__, cpu=machine(), models=models,
+                timing=timing, torch=torch.__version__, cpu=machine(args.malloc), models=models,
                 reference=reference, official=args.official, strip_pixels=args.strip_pixels)
     print(format_tables(results, meta))
     if args.json:

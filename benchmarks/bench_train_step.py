@@ -56,9 +56,10 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from _common import (REPO, build_official, current_rss, emit, gib, machine, max_abs_diff,
-                     official_chain, official_schedule, peak_rss, ratio_pairs, ratio_table,
-                     reference_model, reset_peak_rss, run_worker, sci, worker_setup)
+from _common import (REPO, add_malloc_option, build_official, current_rss, emit, gib, machine,
+                     malloc_env, max_abs_diff, official_chain, official_schedule, peak_rss,
+                     ratio_pairs, ratio_table, reference_model, reset_peak_rss, run_worker, sci,
+                     worker_setup)
 from gpu_check import BF16_CONFIG, amp_on_cpu
 
 SCRIPT = osp.abspath(__file__)
@@ -264,6 +265,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='CPU training-step time and memory of HI-Diff, stage 1 and 2: fast path, '
         'exact path and the official code')
+    add_malloc_option(parser)
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='editor config (default: the GoPro stage-1 config; the official '
                         'networks are always the GoPro ones)')
@@ -332,7 +334,7 @@ def main(argv=None) -> List[Dict]:
                 grads[(stage, model)] = osp.join(tmp, f'grad_{model}_s{stage}.pt')
                 results.append(run_worker(
                     SCRIPT, worker_args(model, stage, args, grads[(stage, model)]),
-                    args.threads))
+                    args.threads, malloc_env(args.malloc, model)))
                 r = results[-1]
                 print(f"  -> median {r['median_s']:.2f} s / step, peak RSS "
                       f"{gib(r['peak_rss_bytes'])} (+{gib(r['peak_minus_model_bytes'])} over "
@@ -340,7 +342,8 @@ def main(argv=None) -> List[Dict]:
         add_diffs(results, grads, reference)
     import torch
     meta = dict(threads=args.threads, batch=args.batch, patch=args.patch, iters=args.iters,
-                stages=args.stages, torch=torch.__version__, cpu=machine(), models=models,
+                stages=args.stages, torch=torch.__version__, cpu=machine(args.malloc),
+                models=models,
                 with_cp=args.with_cp, bf16=args.bf16,
                 reference=reference, official=args.official, config=args.config)
     print(format_tables(results, meta))
