@@ -60,6 +60,7 @@ def run_tool(name, args, monkeypatch, capsys):
     main = runpy.run_path(path, run_name='cli_test')['main']
     monkeypatch.setattr(sys, 'argv', [path] + [str(a) for a in args])
     monkeypatch.setenv(cli.DEBUG_ENV, '0')
+    monkeypatch.setenv(cli.MALLOC_ENV, 'default')  # the test process keeps its allocator
     monkeypatch.delenv('WORLD_SIZE', raising=False)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
@@ -116,6 +117,9 @@ def test_train(files, tmp_path, monkeypatch, capsys):
     line = one_error_line(*run_tool('train.py', [DEMO_CONFIG, '--cfg-options', 'model.foo=1'] +
                                     work, monkeypatch, capsys), 'train.py')
     assert "unexpected keyword argument 'foo'" in line
+    line = one_error_line(*run_tool('train.py', [DEMO_CONFIG, '--cfg-options', 'model.foo'] +
+                                    work, monkeypatch, capsys), 'train.py')
+    assert line.endswith("argument --cfg-options: expected KEY=VALUE, got 'model.foo'")
 
 
 def test_test(files, tmp_path, monkeypatch, capsys):

@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from hidiff_mm.engine import build_runner
 from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
 from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
-from hidiff_mm.utils.cli import run
+from hidiff_mm.utils.cli import key_value, run
 from hidiff_mm.utils.io import load_weights_file
 
 
@@ -39,6 +39,7 @@ def parse_args(argv=None):
         '--cfg-options',
         nargs='+',
         action=DictAction,
+        type=key_value,
         help='override some settings in the used config, the key-value pair in xxx=yyy format '
         'will be merged into config file. If the value to be overwritten is a list, it should be '
         'like key="[a,b]" or key=a,b. It also allows nested list/tuple values, e.g. '

@@ -59,6 +59,7 @@ def parse_args(argv=None):
         '--cfg-options',
         nargs='+',
         action=DictAction,
+        type=cli.key_value,
         help='override some settings in the used config, the key-value pair in xxx=yyy format '
         'will be merged into config file. If the value to be overwritten is a list, it should be '
         'like key="[a,b]" or key=a,b. It also allows nested list/tuple values, e.g. '

@@ -11,6 +11,7 @@ is removed from the arguments before ``main`` parses them and exported as ``HIDI
 that child processes (``torchrun`` ranks, ``tools/quickstart.py``'s steps) show theirs as well.
 ``main`` is called in-process by the tests, where exceptions propagate as usual.
 """
+import argparse
 import ctypes
 import os
 import os.path as osp
@@ -37,6 +38,16 @@ class ToolError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def key_value(text: str) -> str:
+    """argparse ``type`` of a ``--cfg-options`` item: ``KEY=VALUE`` passes through unchanged,
+    anything else is a usage error that names the item (MMEngine's ``DictAction`` would fail on
+    it with an unpacking error)."""
+    key, sep, _ = text.partition('=')
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
+    return text
 
 
 def debug_enabled() -> bool:

@@ -41,7 +41,7 @@ if REPO not in sys.path:
 
 import hidiff_mm  # noqa: E402,F401  (compatibility layer first; registers HI-Diff modules)
 from hidiff_mm.models.layers import convert_to_exact  # noqa: E402
-from hidiff_mm.utils.cli import run  # noqa: E402
+from hidiff_mm.utils.cli import key_value, run  # noqa: E402
 
 # Row keys of a report, in table order.
 PART_NAMES = {
@@ -214,7 +214,7 @@ def parse_args(argv=None):
     parser.add_argument('--steps', type=int, default=None,
                         help="sampler steps T (default: the scheduler's num_train_timesteps)")
     parser.add_argument('--json', action='store_true', help='print the report as JSON')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, type=key_value,
                         help='override config settings, as in tools/train.py')
     return parser.parse_args(argv)
 
