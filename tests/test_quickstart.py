@@ -47,9 +47,9 @@ def load_quickstart():
 def test_demo_weights_are_small_and_recorded(record):
     assert osp.getsize(DEMO_WEIGHTS) < 4 * 2**20
     assert record['weights']['dtype'] == 'float16'
-    for seed in ('0', '1', '2'):  # the record, over three test-set seeds: a real but small gain
+    for seed in ('0', '1', '2'):  # the record, over three test-set seeds: a real gain
         assert record['seeds'][seed]['psnr_blurry'] <= 27.0
-        assert record['seeds'][seed]['psnr_gain'] > 0.1
+        assert record['seeds'][seed]['psnr_gain'] > 0.4
         assert record['seeds'][seed]['ssim_gain'] > 0
         assert record['photos'][seed]['psnr_gain'] > 0
 

@@ -40,7 +40,7 @@ CHECK_IMAGES = 8  # per-image PSNR of the first test images of seed 0, for the r
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('work_dir', help='work dir of the finished training run')
-    parser.add_argument('--switch-iter', type=int, default=1500,
+    parser.add_argument('--switch-iter', type=int, default=3500,
                         help='stage switch of the run (marked on the curve)')
     return parser.parse_args(argv)
 
