@@ -19,8 +19,10 @@ def run_main(main, argv, monkeypatch, capsys):
 
 @pytest.fixture(autouse=True)
 def no_debug(monkeypatch):
-    """Debug mode off; ``cli.run`` may export it, monkeypatch then restores the environment."""
+    """Debug mode off; ``cli.run`` may export it, monkeypatch then restores the environment. The
+    test process keeps glibc's default allocator (``cli.run`` would set it for a tool)."""
     monkeypatch.setenv(cli.DEBUG_ENV, '0')
+    monkeypatch.setenv(cli.MALLOC_ENV, 'default')
     monkeypatch.delenv('WORLD_SIZE', raising=False)
 
 
