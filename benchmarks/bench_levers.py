@@ -1,10 +1,15 @@
-"""What each lever of the Transformer's fast path gives, measured side by side on CPU.
+"""What each lever of the Transformer's fast path gives, measured side by side on CPU or GPU.
 
 Usage::
 
     python benchmarks/bench_levers.py [--size 256] [--repeats 3] [--model-repeats 2] \
-        [--threads 2] [--no-compile] [--compile-dynamic] [--compile-freezing] \
-        [--compile-cache DIR] [--json out.json]
+        [--threads 2] [--device cpu|cuda] [--no-compile] [--compile-dynamic] \
+        [--compile-freezing] [--compile-cache DIR] [--json out.json]
+
+``--device cuda`` builds every module and tensor there (``torch.set_default_device``) and
+synchronises around each timed call, so the same levers (channels-last, fused layer norm, the
+fast MDTA / GDFN, HIM by ``scaled_dot_product_attention`` or folded, ``torch.compile``) are
+measured one by one on a GPU; the CPU-time column is then the host's.
 
 Everything runs in this one process, fp32, batch 1, ``torch.no_grad()``, random weights
 (``torch.manual_seed(0)``), ``torch.set_num_threads(--threads)``. Shapes are the GoPro model's
@@ -81,6 +86,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--model-repeats', type=int, default=2,
                         help='timed rounds of the whole-model and compile cases (default 2)')
     parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2)')
+    parser.add_argument('--device', default='cpu', help="'cpu' (default) or a CUDA device")
     parser.add_argument('--no-compile', action='store_true', help='skip the torch.compile case')
     parser.add_argument('--compile-dynamic', action='store_true',
                         help='compile with dynamic=True (CompileGeneratorHook\'s default)')
@@ -103,6 +109,12 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------ measuring
+def sync() -> None:
+    """Wait for the GPU's queued work (a no-op on CPU)."""
+    if torch.get_default_device().type == 'cuda':
+        torch.cuda.synchronize()
+
+
 def measure(variants: Dict[str, Callable], repeats: int,
             warm: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, Dict]:
     """Warm up each variant, then ``repeats`` interleaved rounds; medians in ms + outputs.
@@ -116,8 +128,10 @@ def measure(variants: Dict[str, Callable], repeats: int,
             outs[name] = fn()
     for _ in range(repeats):
         for name, fn in variants.items():
+            sync()
             w0, c0 = time.perf_counter(), time.process_time()
             fn()
+            sync()
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
     return {k: dict(wall_ms=1e3 * statistics.median(wall[k]),
@@ -285,6 +299,7 @@ def compile_first_call(model: nn.Module, img: torch.Tensor, prior: torch.Tensor,
         with inductor_config.patch(freezing=bool(args.compile_freezing)):
             w0, c0 = time.perf_counter(), time.process_time()
             out = compiled(img, prior)
+            sync()
             first = dict(wall_ms=1e3 * (time.perf_counter() - w0),
                          cpu_ms=1e3 * (time.process_time() - c0), out=out)
     except Exception as err:  # no C++ compiler, an unsupported op, ...
@@ -317,6 +332,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     args = parse_args(argv)
     warnings.filterwarnings('ignore')
     torch.set_num_threads(args.threads)
+    torch.set_default_device(args.device)
     torch.manual_seed(0)
     load_before = os.getloadavg()
     start = time.perf_counter()
@@ -332,10 +348,12 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             if args.compile_cache is None and 'bench_levers_inductor_' in cache:
                 shutil.rmtree(cache, ignore_errors=True)
     meta = dict(size=args.size, repeats=args.repeats, model_repeats=args.model_repeats,
-                threads=args.threads, torch=torch.__version__, python=platform.python_version(),
+                threads=args.threads, device=args.device, torch=torch.__version__,
+                python=platform.python_version(),
                 cpus=os.cpu_count(), load_avg_before=load_before, load_avg_after=os.getloadavg(),
                 total_s=time.perf_counter() - start)
-    print(f"torch {meta['torch']}, {args.threads} threads, {meta['cpus']} logical CPUs, "
+    print(f"torch {meta['torch']}, device {args.device}, {args.threads} threads, "
+          f"{meta['cpus']} logical CPUs, "
           f"size {args.size}, {args.repeats} repeats ({args.model_repeats} for the model), "
           'load average (1/5/15 min) before '
           + '/'.join(f'{v:.1f}' for v in load_before) + ', after '

@@ -8,7 +8,9 @@
 # Side by side with the official code (part e), in one device call: clone it into the git-ignored
 # .official/ here (git clone https://github.com/zhengchen1999/HI-Diff .official), carry
 # .official and .whl to the device, and run
-#   bash benchmarks/gpu_check.sh --parts a b e --official .official --budget 480
+#   LEVERS_SIZE=512 bash benchmarks/gpu_check.sh --parts a b e --official .official --budget 420
+# (LEVERS_SIZE: then also each lever of the fast path alone on the GPU, bench_levers.py
+# --device cuda at that map size, compile included, into $OUT/levers.md.)
 #
 # .whl/ (git-ignored, 49 MiB) holds MMEngine, mmcv-lite, MMagic and what their import chain and
 # a Runner need beyond torch (and its dependencies), numpy and opencv, for CPython 3.12 on
@@ -83,6 +85,11 @@ PYEOF
   $PY benchmarks/gpu_check.py --out "$OUT" "$@"
   rc=$?
   echo "== gpu_check.py exit $rc after $SECONDS s"
+  if [ -n "${LEVERS_SIZE:-}" ]; then  # each lever alone on the GPU (bench_levers.py --device cuda)
+    $PY benchmarks/bench_levers.py --device cuda --size "$LEVERS_SIZE" --repeats 5 \
+      --model-repeats 5 --json "$OUT/levers.json" > "$OUT/levers.md"
+    echo "== bench_levers.py exit $? after $SECONDS s: $OUT/levers.md"
+  fi
   exit $rc
 } 2>&1 | tee "$LOG"
 exit "${PIPESTATUS[0]}"
