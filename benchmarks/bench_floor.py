@@ -26,6 +26,7 @@ import argparse
 import json
 import statistics
 import time
+from math import prod
 from typing import Callable, Dict, List
 
 from _common import machine, worker_setup
@@ -59,7 +60,7 @@ def machine_rates(pixels: int) -> Dict[str, float]:
     proj = 2 * pixels * 96 * 255 / median_time(lambda: torch.mm(x, w), 5) / 1e9
     src = torch.ones(64 << 20)
     dst = torch.empty_like(src)
-    bandwidth = 2 * src.numel() * 4 / median_time(lambda: dst.copy_(src), 5) / 1e9
+    bandwidth = 2 * src.prod() * 4 / median_time(lambda: dst.copy_(src), 5) / 1e9
     return dict(gemm_square_gflops=square, gemm_projection_gflops=proj,
                 copy_bandwidth_gbs=bandwidth)
 
@@ -82,13 +83,6 @@ def group_of(name: str, shapes: List[List[int]]) -> str:
     return 'rest'
 
 
-def numel(shape: List[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def profile_groups(forward: Callable[[], object]) -> Dict[str, Dict[str, float]]:
     """Self CPU time, FLOPs of the products and element-wise bytes, per group."""
     from torch.profiler import ProfilerActivity, profile
@@ -97,17 +91,18 @@ def profile_groups(forward: Callable[[], object]) -> Dict[str, Dict[str, float]]
     groups = {g: dict(seconds=0.0, flops=0.0, bytes=0.0) for g in GROUPS}
     for event in prof.key_averages(group_by_input_shape=True):
         shapes = [list(s) for s in event.input_shapes if isinstance(s, (list, tuple))]
-        group = groups[group_of(event.key, shapes)]
+        name = group_of(event.key, shapes)
+        group = groups[name]
         group['seconds'] += event.self_cpu_time_total / 1e6
         if event.key in PRODUCTS:
             group['flops'] += event.flops or 0
-        elif event.key in CONVS and group_of(event.key, shapes) == 'products':
+        elif event.key in CONVS and name == 'products':
             weight = shapes[1]
-            pixels = numel(shapes[0]) // max(shapes[0][1], 1)
+            pixels = prod(shapes[0]) // max(shapes[0][1], 1)
             group['flops'] += 2 * pixels * weight[0] * weight[1] * event.count
         elif event.key in CONVS or event.key in MOVERS:
             # every input read once, one output of the first input's size written
-            moved = sum(numel(shape) for shape in shapes) + (numel(shapes[0]) if shapes else 0)
+            moved = sum(prod(shape) for shape in shapes) + (prod(shapes[0]) if shapes else 0)
             group['bytes'] += 4 * moved * event.count
     return groups
 

@@ -1,14 +1,15 @@
 """keep_freed_memory: freed large blocks are reused, not unmapped and faulted in again."""
 import ctypes
 import os
-import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from hidiff_mm.utils.cli import keep_freed_memory
+from hidiff_mm.utils.cli import MALLOC_ENV, keep_freed_memory
 
+TOOLS = str(Path(__file__).resolve().parents[2] / 'tools')
 GLIBC = hasattr(ctypes.CDLL(None), 'gnu_get_libc_version')
 
 # Allocate, touch and free a 64 MiB block 8 times; print the minor page faults that took.
@@ -30,9 +31,8 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def faults(malloc_env: str):
-    tools = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
-    env = dict(os.environ, HIDIFF_MALLOC=malloc_env)
-    out = subprocess.run([sys.executable, '-c', CHILD.format(tools=tools)], env=env,
+    env = dict(os.environ, **{MALLOC_ENV: malloc_env})
+    out = subprocess.run([sys.executable, '-c', CHILD.format(tools=TOOLS)], env=env,
                          capture_output=True, text=True, check=True).stdout.split()
     return out[0] == 'True', int(out[1])
 
@@ -48,5 +48,5 @@ def test_freed_blocks_are_reused():
 
 
 def test_default_leaves_the_allocator_alone(monkeypatch):
-    monkeypatch.setenv('HIDIFF_MALLOC', 'default')
+    monkeypatch.setenv(MALLOC_ENV, 'default')
     assert keep_freed_memory() is False
