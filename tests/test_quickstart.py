@@ -13,7 +13,7 @@ from hidiff_mm.apis.demo_model import (DEMO_RECORD, DEMO_WEIGHTS, evaluate_pairs
                                        procedural_test_pairs, summarize)
 from hidiff_mm.datasets.photos import PHOTOS, centre_square, load_photos, make_photo_pairs
 from hidiff_mm.datasets.synthetic import make_blur_pair, make_split_pair
-from hidiff_mm.visualization.figures import (read_scalars, side_by_side_figure,
+from hidiff_mm.visualization.figures import (chain_scalars, read_scalars, side_by_side_figure,
                                              training_curves_figure, trajectory_figure)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -66,6 +66,15 @@ def test_demo_model_reproduces_recorded_metrics(demo_model, record):
     assert summary['num_images'] == len(names)
     assert summary['psnr_gain'] == pytest.approx(
         np.mean([r['psnr_output'] - r['psnr_blurry'] for r in rows]))
+
+
+def test_evaluation_passes_the_self_ensemble_on(demo_model):
+    pairs = procedural_test_pairs(0, num=1, size=32)
+    x8 = evaluate_pairs(demo_model, pairs, self_ensemble=True)[0]['output']
+    direct = deblur(demo_model, np.ascontiguousarray(pairs[0][1][..., ::-1]), seed=0,
+                    self_ensemble=True)[..., ::-1]
+    np.testing.assert_array_equal(x8, direct)
+    assert not np.array_equal(x8, evaluate_pairs(demo_model, pairs)[0]['output'])
 
 
 def test_split_pairs_are_what_the_tool_writes(tmp_path):
@@ -129,6 +138,27 @@ def test_training_curves_read_every_run_start(tmp_path):
     assert [(r['step'], r.get('loss'), r.get('PSNR')) for r in records] == expected
     png = cv2.imread(training_curves_figure(records, str(tmp_path / 'b.png'), switch_iter=20))
     assert png is not None and png.shape[1] > png.shape[0]
+
+
+def test_chained_runs_share_one_iteration_axis(tmp_path):
+    runs = []
+    for name, lines in (('first', [dict(step=50, loss=0.5), dict(step=100, loss=0.4),
+                                   dict(step=0, PSNR=25.0, **{'blurry_input/PSNR': 24.0})]),
+                        ('second', [dict(step=50, loss=0.3), dict(step=0, PSNR=26.0)]),
+                        ('third', [dict(step=20, loss=0.2)])):
+        folder = tmp_path / name / '20260101_000000' / 'vis_data'
+        folder.mkdir(parents=True)
+        (folder / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in lines))
+        runs.append(str(tmp_path / name))
+    records, restarts = chain_scalars(runs)
+    assert restarts == [100, 150]
+    assert [(r['step'], r.get('loss'), r.get('PSNR')) for r in records] == [
+        (50, 0.5, None), (100, 0.4, None), (100, None, 25.0), (150, 0.3, None),
+        (150, None, 26.0), (170, 0.2, None)]
+    assert chain_scalars(runs[:1]) == (read_scalars(runs[0]), [])
+    png = cv2.imread(training_curves_figure(records, str(tmp_path / 'c.png'), switch_iter=60,
+                                            restarts=restarts))
+    assert png is not None
 
 
 def test_quickstart_photo_mode(demo_model, tmp_path):

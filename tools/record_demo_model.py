@@ -1,7 +1,9 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """Ship a trained demo model: export its weights and record how well they deblur.
 
-From the last checkpoint of a ``configs/hidiff_demo_shake.py`` run (``tools/train.py``):
+From the last checkpoint of a ``configs/hidiff_demo_shake.py`` run (``tools/train.py``), or of
+the last of several runs that each continue the one before
+(``configs/hidiff_demo_shake_continue.py`` loads the first run's last checkpoint), in order:
 
 1. ``demo_model/hidiff_demo_shake.pth``: the weights alone (no optimizer), stored as float16
    (half the size; every number below is measured with these rounded weights, loaded into the
@@ -9,10 +11,14 @@ From the last checkpoint of a ``configs/hidiff_demo_shake.py`` run (``tools/trai
    in stage 1.
 2. ``demo_model/record.json``: PSNR/SSIM of the blurry input and of the output on the procedural
    test set (seeds 0, 1, 2) and on the blurred photographs (seeds 0, 1, 2), the per-image PSNR
-   that ``tests/test_quickstart.py`` checks, the run's final validation and its train time.
-3. ``demo_model/training_curve.png``: loss and validation PSNR from the run's logged scalars.
+   that ``tests/test_quickstart.py`` checks, the run's final validation and its train time;
+   with ``--self-ensemble`` also the same sets with the output averaged over the 8 dihedral
+   transforms of the input.
+3. ``demo_model/training_curve.png``: loss and validation PSNR from the runs' logged scalars,
+   one iteration axis over all of them.
 
-    python tools/record_demo_model.py work_dirs/hidiff_demo_shake
+    python tools/record_demo_model.py work_dirs/hidiff_demo_shake \
+        work_dirs/hidiff_demo_shake_continue
 """
 import argparse
 import json
@@ -31,7 +37,7 @@ from hidiff_mm.apis.demo_model import (DEMO_DIR, DEMO_RECORD, DEMO_WEIGHTS,  # n
                                        evaluate_pairs, format_summary, init_demo_model,
                                        procedural_test_pairs, summarize)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
-from hidiff_mm.visualization.figures import read_scalars, training_curves_figure  # noqa: E402
+from hidiff_mm.visualization.figures import chain_scalars, training_curves_figure  # noqa: E402
 
 SEEDS = (0, 1, 2)
 CHECK_IMAGES = 8  # per-image PSNR of the first test images of seed 0, for the reproduction test
@@ -39,9 +45,13 @@ CHECK_IMAGES = 8  # per-image PSNR of the first test images of seed 0, for the r
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('work_dir', help='work dir of the finished training run')
+    parser.add_argument('work_dirs', nargs='+',
+                        help='work dirs of the finished training run, or of runs that each '
+                        'continue the one before, in order (the weights are the last one\'s)')
     parser.add_argument('--switch-iter', type=int, default=3500,
                         help='stage switch of the run (marked on the curve)')
+    parser.add_argument('--self-ensemble', action='store_true',
+                        help='also record the 8x self-ensemble (8x the evaluation time)')
     return parser.parse_args(argv)
 
 
@@ -57,9 +67,9 @@ def export_weights(checkpoint: str, out: str) -> dict:
     return meta
 
 
-def train_seconds(work_dir: str) -> float:
-    """Sum of the logged per-iteration ``time`` over the run (training steps only)."""
-    records = [r for r in read_scalars(work_dir) if 'time' in r and 'loss' in r]
+def train_seconds(records: List[dict]) -> float:
+    """Sum of the logged per-iteration ``time`` over the records of a run (training steps)."""
+    records = [r for r in records if 'time' in r and 'loss' in r]
     steps = [r['step'] for r in records]
     # each record is the mean over the logger interval that ends at its step
     return sum(r['time'] * (s - p) for r, s, p in zip(records, steps, [0] + steps[:-1]))
@@ -67,7 +77,7 @@ def train_seconds(work_dir: str) -> float:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
+    with open(osp.join(args.work_dirs[-1], 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     meta = export_weights(checkpoint, DEMO_WEIGHTS)
     model = init_demo_model()
@@ -83,14 +93,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         photos = summarize(evaluate_pairs(model, make_photo_pairs(seed)))
         record['photos'][seed] = photos
         print(format_summary(f'photographs seed {seed}', photos))
-    records = read_scalars(args.work_dir)
+    if args.self_ensemble:
+        record['self_ensemble'] = dict(seeds={}, photos={})
+        for seed in SEEDS:
+            for key, pairs in (('seeds', procedural_test_pairs(seed)),
+                               ('photos', make_photo_pairs(seed))):
+                summary = summarize(evaluate_pairs(model, pairs, self_ensemble=True))
+                record['self_ensemble'][key][seed] = summary
+                print(format_summary(f'{key} seed {seed}, 8x self-ensemble', summary))
+    records, restarts = chain_scalars(args.work_dirs)
     record['final_val'] = [r for r in records if 'PSNR' in r][-1]
-    record['train_seconds'] = round(train_seconds(args.work_dir))
+    record['train_seconds'] = round(train_seconds(records))
+    record['train_iters'] = max(r['step'] for r in records if 'loss' in r)
     with open(DEMO_RECORD, 'w') as f:
         json.dump(record, f, indent=1)
     training_curves_figure(records, osp.join(DEMO_DIR, 'training_curve.png'),
-                           switch_iter=args.switch_iter,
-                           title='demo model: configs/hidiff_demo_shake.py, one CPU core')
+                           switch_iter=args.switch_iter, restarts=restarts,
+                           title='demo model: ' + ', '.join(osp.basename(w.rstrip('/'))
+                                                            for w in args.work_dirs))
     print(f'{DEMO_WEIGHTS} ({osp.getsize(DEMO_WEIGHTS) / 2**20:.1f} MiB), {DEMO_RECORD}, '
           f'training_curve.png; {record["train_seconds"]} s of training steps, run '
           f'{re.sub(r"^.*/", "", checkpoint)}')

@@ -3,7 +3,8 @@
 
 * :func:`side_by_side_figure`: rows of blurry | HI-Diff | sharp, PSNR/SSIM under each image.
 * :func:`training_curves_figure`: loss and validation PSNR (output and blurry input) against the
-  iteration, read from the ``scalars.json`` that MMEngine's ``LocalVisBackend`` logs.
+  iteration, read from the ``scalars.json`` that MMEngine's ``LocalVisBackend`` logs (one run,
+  or runs that continue each other: :func:`chain_scalars`).
 * :func:`trajectory_figure`: the output guided by each prior ``z_T ... z_0`` of the sampler
   (:func:`hidiff_mm.apis.diffusion_trajectory`), PSNR under each.
 
@@ -109,6 +110,25 @@ def read_scalars(work_dir: str) -> List[Dict]:
     return [records[k] for k in sorted(records)]
 
 
+def chain_scalars(work_dirs: Sequence[str]) -> Tuple[List[Dict], List[int]]:
+    """The records of runs that each continue the one before (``load_from`` its last
+    checkpoint, so each counts its iterations from 0) as one run: a run's steps are shifted by
+    the last training step of the runs before it.
+
+    Returns:
+        ``(records, starts)``: the records in step order, and the shifted first iteration of
+        every run after the first.
+    """
+    chained, starts, offset = [], [], 0
+    for i, work_dir in enumerate(work_dirs):
+        records = read_scalars(work_dir)
+        if i:
+            starts.append(offset)
+        chained += [dict(rec, step=rec['step'] + offset) for rec in records]
+        offset += max((rec['step'] for rec in records if OUTPUT_PSNR_KEY not in rec), default=0)
+    return chained, starts
+
+
 def curves(records: Sequence[Dict], key: str) -> Tuple[List[int], List[float]]:
     """``(steps, values)`` of ``key`` over the records that have it."""
     pts = [(r['step'], float(r[key])) for r in records if key in r]
@@ -116,9 +136,11 @@ def curves(records: Sequence[Dict], key: str) -> Tuple[List[int], List[float]]:
 
 
 def training_curves_figure(records: Sequence[Dict], out: str, title: str = '',
-                           switch_iter: Optional[int] = None) -> str:
+                           switch_iter: Optional[int] = None,
+                           restarts: Sequence[int] = ()) -> str:
     """Two panels from logged scalars: the training losses, and the validation PSNR of the
-    output and of the blurry input; a dashed line marks the stage switch when given."""
+    output and of the blurry input; dotted lines mark the stage switch when given and the
+    iterations where a continuing run (:func:`chain_scalars`) restarted the optimisation."""
     fig = Figure(figsize=(10, 3.6))
     ax_loss, ax_psnr = fig.subplots(1, 2)
     for key in LOSS_KEYS:
@@ -133,11 +155,13 @@ def training_curves_figure(records: Sequence[Dict], out: str, title: str = '',
         if steps:
             ax_psnr.plot(steps, values, style, label=label, markersize=3)
     ax_psnr.set_title('validation PSNR (dB)', fontsize=10)
+    marks = [(switch_iter, ' stage 2')] if switch_iter is not None else []
+    marks += [(step, ' restart') for step in restarts]
     for ax in (ax_loss, ax_psnr):
-        if switch_iter is not None:
-            ax.axvline(switch_iter, color='grey', linestyle=':', linewidth=1)
-            ax.text(switch_iter, 1.0, ' stage 2', transform=ax.get_xaxis_transform(),
-                    fontsize=8, va='top', color='grey')
+        for step, label in marks:
+            ax.axvline(step, color='grey', linestyle=':', linewidth=1)
+            ax.text(step, 1.0, label, transform=ax.get_xaxis_transform(), fontsize=8,
+                    va='top', color='grey')
         ax.set_xlabel('iteration')
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
