@@ -9,7 +9,7 @@ Predictions are seeded (image ``i`` samples its prior with seed ``i``), so every
 is reproducible.
 """
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -43,8 +43,10 @@ def procedural_test_pairs(seed: int, num: int = TEST_SET['num'], size: int = TES
             for i in range(num)]
 
 
-def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair]) -> List[Dict]:
-    """Deblur each pair's blurred image (prior seed = its index) and score it.
+def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair],
+                   self_ensemble: Optional[bool] = None) -> List[Dict]:
+    """Deblur each pair's blurred image (prior seed = its index) and score it;
+    ``self_ensemble``: average the 8 dihedral transforms (``None`` keeps the model's setting).
 
     Returns:
         One dict per pair: ``name``, ``blurry``, ``output``, ``sharp`` (RGB uint8) and MMagic's
@@ -52,7 +54,8 @@ def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair]) -> List[Dict]:
     """
     results = []
     for i, (name, blurred, sharp) in enumerate(pairs):
-        output = deblur(model, np.ascontiguousarray(blurred[..., ::-1]), seed=i)[..., ::-1]
+        output = deblur(model, np.ascontiguousarray(blurred[..., ::-1]), seed=i,
+                        self_ensemble=self_ensemble)[..., ::-1]
         row = dict(name=name, blurry=blurred, output=np.ascontiguousarray(output), sharp=sharp)
         for key in ('blurry', 'output'):
             row[f'psnr_{key}'] = float(psnr(row[key], sharp))
