@@ -8,6 +8,8 @@ import pytest
 
 from hidiff_mm.utils import cli
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def run_main(main, argv, monkeypatch, capsys):
     """``cli.run(main)`` as ``tool.py argv...``: (exit status, stderr)."""
@@ -100,3 +102,24 @@ def test_dataloader_worker_errors_lose_the_worker_traceback():
                      "ValueError: Cannot read image 'a/1.png' (key 'img')\n")
     assert cli.error_message(err) == ("ValueError: Cannot read image 'a/1.png' (key 'img') "
                                       '(Caught ValueError in DataLoader worker process 1)')
+
+
+def test_a_finished_rank_exits_with_its_status_and_flushed_output(tmp_path):
+    log = tmp_path / 'rank.log'
+    script = (
+        'import logging, sys\n'
+        'from hidiff_mm.utils import cli\n'
+        'def main():\n'
+        f'    handler = logging.FileHandler({str(log)!r})\n'
+        "    logging.getLogger('rank').addHandler(handler)\n"
+        "    logging.getLogger('rank').error('logged line')\n"
+        "    sys.stdout.write('unflushed output')\n"
+        '    return 3\n'
+        'cli.run(main)\n')
+    env = dict(os.environ, WORLD_SIZE='2', RANK='1', PYTHONPATH=REPO_ROOT)
+    env[cli.MALLOC_ENV] = 'default'
+    proc = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 3
+    assert proc.stdout.endswith('unflushed output')
+    assert log.read_text() == 'logged line\n'
