@@ -60,7 +60,7 @@ def machine_rates(pixels: int) -> Dict[str, float]:
     proj = 2 * pixels * 96 * 255 / median_time(lambda: torch.mm(x, w), 5) / 1e9
     src = torch.ones(64 << 20)
     dst = torch.empty_like(src)
-    bandwidth = 2 * src.prod() * 4 / median_time(lambda: dst.copy_(src), 5) / 1e9
+    bandwidth = 2 * src.numel() * 4 / median_time(lambda: dst.copy_(src), 5) / 1e9
     return dict(gemm_square_gflops=square, gemm_projection_gflops=proj,
                 copy_bandwidth_gbs=bandwidth)
 
