@@ -74,9 +74,14 @@ def error_message(err: BaseException) -> str:
     return text
 
 
+def _multi_process() -> bool:
+    """Whether this process is one rank of a multi-process run (a launcher set WORLD_SIZE)."""
+    return int(os.environ.get('WORLD_SIZE', '1')) > 1
+
+
 def _prefix() -> str:
     prog = osp.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'hidiff_mm'
-    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+    if _multi_process():
         prog += f' [rank {os.environ.get("RANK", "?")}]'
     return prog
 
@@ -140,7 +145,7 @@ def run(main: Callable[[], Any]) -> NoReturn:
     except USER_ERRORS as err:
         report(err, USER_ERROR_EXIT)
     code = code if isinstance(code, int) else 0
-    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+    if _multi_process():
         exit_rank(code)
     sys.exit(code)
 
