@@ -82,25 +82,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     meta = export_weights(checkpoint, DEMO_WEIGHTS)
     model = init_demo_model()
     record = dict(weights=meta, seeds={}, photos={})
-    for seed in SEEDS:
-        rows = evaluate_pairs(model, procedural_test_pairs(seed))
-        record['seeds'][seed] = summarize(rows)
-        print(format_summary(f'procedural seed {seed}', record['seeds'][seed]))
-        if seed == 0:
-            record['check'] = {r['name']: dict(psnr_blurry=r['psnr_blurry'],
-                                               psnr_output=r['psnr_output'])
-                               for r in rows[:CHECK_IMAGES]}
-        photos = summarize(evaluate_pairs(model, make_photo_pairs(seed)))
-        record['photos'][seed] = photos
-        print(format_summary(f'photographs seed {seed}', photos))
     if args.self_ensemble:
         record['self_ensemble'] = dict(seeds={}, photos={})
-        for seed in SEEDS:
-            for key, pairs in (('seeds', procedural_test_pairs(seed)),
-                               ('photos', make_photo_pairs(seed))):
+    for seed in SEEDS:
+        for key, label, pairs in (('seeds', 'procedural', procedural_test_pairs(seed)),
+                                  ('photos', 'photographs', make_photo_pairs(seed))):
+            rows = evaluate_pairs(model, pairs)
+            record[key][seed] = summarize(rows)
+            print(format_summary(f'{label} seed {seed}', record[key][seed]))
+            if key == 'seeds' and seed == 0:
+                record['check'] = {r['name']: dict(psnr_blurry=r['psnr_blurry'],
+                                                   psnr_output=r['psnr_output'])
+                                   for r in rows[:CHECK_IMAGES]}
+            if args.self_ensemble:
                 summary = summarize(evaluate_pairs(model, pairs, self_ensemble=True))
                 record['self_ensemble'][key][seed] = summary
-                print(format_summary(f'{key} seed {seed}, 8x self-ensemble', summary))
+                print(format_summary(f'{label} seed {seed}, 8x self-ensemble', summary))
     records, restarts = chain_scalars(args.work_dirs)
     record['final_val'] = [r for r in records if 'PSNR' in r][-1]
     record['train_seconds'] = round(train_seconds(records))
