@@ -22,7 +22,9 @@ from tqdm import tqdm
 sys.path.append(osp.dirname(osp.abspath(__file__)))  # tools/, for light_import
 from light_import import import_alone  # noqa: E402
 
-make_split_pair = import_alone('datasets.synthetic').make_split_pair
+synthetic = import_alone('datasets.synthetic')
+SCENES = {'shapes': synthetic.make_sharp_image,
+          'dead_leaves': import_alone('datasets.dead_leaves').make_dead_leaves_image}
 run = import_alone('utils.cli').run
 
 
@@ -38,6 +40,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         metavar=('MIN', 'MAX'),
                         help='smallest and largest odd blur-kernel side; the default suits '
                         '128 px images (GoPro blur spans a similar fraction of a 720p frame)')
+    parser.add_argument('--scene', choices=sorted(SCENES), default='shapes',
+                        help='shapes: gradients, gratings or value noise under hard-edged shapes '
+                        'and text; dead_leaves: occluding leaves with natural-image statistics')
     return parser.parse_args(argv)
 
 
@@ -50,7 +55,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         for folder in folders:
             os.makedirs(folder, exist_ok=True)
         for i in tqdm(range(num), desc=split, unit='pair'):
-            pair = make_split_pair(args.seed, split, i, args.size, tuple(args.kernel_sizes))
+            pair = synthetic.make_split_pair(args.seed, split, i, args.size,
+                                             tuple(args.kernel_sizes), SCENES[args.scene])
             for folder, img in zip(folders, pair):
                 cv2.imwrite(osp.join(folder, f'{i:06d}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 

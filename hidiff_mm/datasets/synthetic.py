@@ -4,7 +4,7 @@
 Everything draws from an explicit ``numpy.random.Generator``, so a seed fixes
 every pixel. Images are RGB; float images are ``(H, W, 3)`` float32 in [0, 1].
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -14,6 +14,8 @@ _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_CO
 _GLYPHS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 # Image i of a split is drawn from default_rng([seed, SPLIT_IDS[split], i]).
 SPLIT_IDS = {'train': 0, 'test': 1}
+# A scene maker: (rng, size) -> (size, size, 3) float32 RGB in [0, 1].
+SceneMaker = Callable[[np.random.Generator, int], np.ndarray]
 
 
 def _coords(size: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -188,7 +190,8 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 def make_blur_pair(rng: np.random.Generator,
                    size: int,
                    kernel_sizes: Tuple[int, int] = (9, 31),
-                   max_noise_sigma: float = 0.01) -> Tuple[np.ndarray, np.ndarray]:
+                   max_noise_sigma: float = 0.01,
+                   scene: SceneMaker = make_sharp_image) -> Tuple[np.ndarray, np.ndarray]:
     """Make one synthetic training pair.
 
     Args:
@@ -197,11 +200,13 @@ def make_blur_pair(rng: np.random.Generator,
         kernel_sizes: smallest and largest (odd) kernel side; the side is drawn
             uniformly among the odd values in between.
         max_noise_sigma: noise sigma is drawn from ``U[0, max_noise_sigma]``.
+        scene: makes the sharp image (e.g.
+            :func:`hidiff_mm.datasets.dead_leaves.make_dead_leaves_image`).
 
     Returns:
         ``(blurred, sharp)``, each ``(size, size, 3)`` uint8 RGB.
     """
-    sharp = make_sharp_image(rng, size)
+    sharp = scene(rng, size)
     kernel = random_shake_kernel(rng, int(rng.choice(np.arange(kernel_sizes[0],
                                                                kernel_sizes[1] + 1, 2))))
     blurred = blur_image(sharp, kernel, rng.uniform(0, max_noise_sigma), rng)
@@ -212,9 +217,11 @@ def make_split_pair(seed: int,
                     split: str,
                     index: int,
                     size: int,
-                    kernel_sizes: Tuple[int, int] = (9, 31)) -> Tuple[np.ndarray, np.ndarray]:
-    """Pair ``index`` of ``split`` ('train' or 'test') of the set with ``seed``: what
-    ``tools/make_synthetic_blur.py`` writes as ``<split>/{input,target}/<index>.png``.
+                    kernel_sizes: Tuple[int, int] = (9, 31),
+                    scene: SceneMaker = make_sharp_image) -> Tuple[np.ndarray, np.ndarray]:
+    """Pair ``index`` of ``split`` ('train' or 'test') of the set with ``seed``, its sharp image
+    made by ``scene``: what ``tools/make_synthetic_blur.py`` writes as
+    ``<split>/{input,target}/<index>.png``.
 
     Returns:
         ``(blurred, sharp)``, each ``(size, size, 3)`` uint8 RGB.
@@ -222,4 +229,4 @@ def make_split_pair(seed: int,
     if split not in SPLIT_IDS:
         raise ValueError(f'split must be one of {sorted(SPLIT_IDS)}, got {split!r}')
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
-    return make_blur_pair(rng, size, kernel_sizes=kernel_sizes)
+    return make_blur_pair(rng, size, kernel_sizes=kernel_sizes, scene=scene)
