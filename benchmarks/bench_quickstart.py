@@ -6,8 +6,9 @@ Usage::
     python benchmarks/bench_quickstart.py [--seeds 0 1 2 3 4] [--num-test 50] [--full]
         [--threads 1] [--self-ensemble] [--json results.json]
 
-* **Gain**: the shipped demo model (``demo_model/``) on ``--num-test`` images of the procedural
-  camera-shake test set for each seed, and on the blurred photographs for each seed: PSNR/SSIM
+* **Gain**: the shipped demo model (``demo_model/``) on ``--num-test`` images of each procedural
+  camera-shake test set (shapes; dead leaves) for each seed, and on the blurred photographs for
+  each seed: PSNR/SSIM
   of the blurry input and of the output, the gain, and the wall time of each evaluation.
   ``--self-ensemble`` measures the output averaged over the 8 dihedral transforms (8x the time).
 * **Wall time** (``--full``): ``tools/quickstart.py`` end to end in a fresh subprocess, into a
@@ -63,11 +64,13 @@ def row(name: str, seed: int, summary: Dict, seconds: float) -> str:
 
 def bench_gain(seeds: List[int], num: int, self_ensemble: bool = False) -> Dict:
     model = init_demo_model()
-    results: Dict = {'procedural': {}, 'photos': {}}
+    results: Dict = {'procedural': {}, 'dead_leaves': {}, 'photos': {}}
     print(HEADER)
     print('|---' * (HEADER.count('|') - 1) + '|')
-    for name, make in (('procedural', lambda s: procedural_test_pairs(s, num)),
-                       ('photos', lambda s: make_photo_pairs(seed=s))):
+    sets = (('procedural', lambda s: procedural_test_pairs(s, num)),
+            ('dead_leaves', lambda s: procedural_test_pairs(s, num, scene='dead_leaves')),
+            ('photos', lambda s: make_photo_pairs(seed=s)))
+    for name, make in sets:
         for seed in seeds:
             start = time.perf_counter()
             summary = summarize(evaluate_pairs(model, make(seed), self_ensemble))

@@ -11,6 +11,7 @@ import pytest
 from hidiff_mm.apis import deblur
 from hidiff_mm.apis.demo_model import (DEMO_RECORD, DEMO_WEIGHTS, evaluate_pairs, init_demo_model,
                                        procedural_test_pairs, summarize)
+from hidiff_mm.datasets.dead_leaves import make_dead_leaves_image
 from hidiff_mm.datasets.photos import PHOTOS, centre_square, load_photos, make_photo_pairs
 from hidiff_mm.datasets.synthetic import make_blur_pair, make_split_pair
 from hidiff_mm.visualization.figures import (chain_scalars, read_scalars, side_by_side_figure,
@@ -85,6 +86,12 @@ def test_split_pairs_are_what_the_tool_writes(tmp_path):
     pairs = procedural_test_pairs(5, num=2, size=32)
     assert [p[0] for p in pairs] == ['000000', '000001']
     assert pairs[1][1].shape == (32, 32, 3) and pairs[1][1].dtype == np.uint8
+    leaves = procedural_test_pairs(5, num=2, size=32, scene='dead_leaves')
+    np.testing.assert_array_equal(
+        leaves[1][2], make_split_pair(5, 'test', 1, 32, (9, 31), make_dead_leaves_image)[1])
+    assert not np.array_equal(leaves[1][2], pairs[1][2])
+    with pytest.raises(ValueError, match='scene'):
+        procedural_test_pairs(5, num=1, scene='leaves')
 
 
 def test_photos_are_square_deterministic_and_blurred():
@@ -189,11 +196,11 @@ def test_quickstart_end_to_end_short(tmp_path, capsys):
         'default_hooks.logger.interval=1',
         'train_dataloader.batch_size=1', 'val_dataloader.dataset.indices=2']) == 0
     summary = json.loads((out / 'summary.json').read_text())
-    assert summary['seeds']['4']['num_images'] == 2
+    assert summary['seeds']['4']['num_images'] == summary['dead_leaves']['4']['num_images'] == 2
     assert summary['photos']['num_images'] == len(PHOTOS)
     assert [r['step'] for r in [summary['finetune']['first_val'],
                                 summary['finetune']['last_val']]] == [2, 4]
-    for name in ('a_side_by_side', 'a_photos_side_by_side', 'b_training_curves',
-                 'c_diffusion_trajectory'):
+    for name in ('a_side_by_side', 'a_dead_leaves_side_by_side', 'a_photos_side_by_side',
+                 'b_training_curves', 'c_diffusion_trajectory'):
         assert cv2.imread(str(out / 'figures' / f'{name}.png')) is not None
     assert 'figures' in capsys.readouterr().out

@@ -10,8 +10,9 @@ the last of several runs that each continue the one before
    float32 model). The file records no training stage, so a fine-tuning run that loads it starts
    in stage 1.
 2. ``demo_model/record.json``: PSNR/SSIM of the blurry input and of the output on the procedural
-   test set (seeds 0, 1, 2) and on the blurred photographs (seeds 0, 1, 2), the per-image PSNR
-   that ``tests/test_quickstart.py`` checks, the run's final validation and its train time;
+   test sets of shapes and of dead leaves (seeds 0, 1, 2 each) and on the blurred photographs
+   (seeds 0, 1, 2), the per-image PSNR that ``tests/test_quickstart.py`` checks, the run's
+   final validation and its train time;
    with ``--self-ensemble`` also the same sets with the output averaged over the 8 dihedral
    transforms of the input.
 3. ``demo_model/training_curve.png``: loss and validation PSNR from the runs' logged scalars,
@@ -81,12 +82,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         checkpoint = f.read().strip()
     meta = export_weights(checkpoint, DEMO_WEIGHTS)
     model = init_demo_model()
-    record = dict(weights=meta, seeds={}, photos={})
+    record = dict(weights=meta, seeds={}, dead_leaves={}, photos={})
     if args.self_ensemble:
-        record['self_ensemble'] = dict(seeds={}, photos={})
+        record['self_ensemble'] = dict(seeds={}, dead_leaves={}, photos={})
     for seed in SEEDS:
-        for key, label, pairs in (('seeds', 'procedural', procedural_test_pairs(seed)),
-                                  ('photos', 'photographs', make_photo_pairs(seed))):
+        for key, label, pairs in (
+                ('seeds', 'procedural', procedural_test_pairs(seed)),
+                ('dead_leaves', 'dead leaves', procedural_test_pairs(seed, scene='dead_leaves')),
+                ('photos', 'photographs', make_photo_pairs(seed))):
             rows = evaluate_pairs(model, pairs)
             record[key][seed] = summarize(rows)
             print(format_summary(f'{label} seed {seed}', record[key][seed]))

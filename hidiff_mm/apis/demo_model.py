@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from mmagic.evaluation.metrics import psnr, ssim
 
-from hidiff_mm.datasets.synthetic import make_split_pair
+from hidiff_mm.datasets.dead_leaves import make_dead_leaves_image
+from hidiff_mm.datasets.synthetic import make_sharp_image, make_split_pair
 from .inference import deblur, init_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -23,8 +24,11 @@ DEMO_DIR = osp.join(REPO, 'demo_model')
 DEMO_CONFIG = osp.join(REPO, 'configs', 'hidiff_demo_shake.py')
 DEMO_WEIGHTS = osp.join(DEMO_DIR, 'hidiff_demo_shake.pth')
 DEMO_RECORD = osp.join(DEMO_DIR, 'record.json')
-# The procedural test set of the record: 128 px scenes, shake kernels of 9-31 px.
+# The procedural test sets of the record: 128 px scenes, shake kernels of 9-31 px.
 TEST_SET = dict(num=50, size=128, kernel_sizes=(9, 31))
+# Their scenes: shapes, gratings and text (the demo model's training scenes) and dead leaves
+# (natural-image statistics; ``make_synthetic_blur.py --scene``).
+SCENES = dict(shapes=make_sharp_image, dead_leaves=make_dead_leaves_image)
 
 Pair = Tuple[str, np.ndarray, np.ndarray]  # (name, blurred RGB uint8, sharp RGB uint8)
 
@@ -35,11 +39,14 @@ def init_demo_model(device: str = 'cpu') -> torch.nn.Module:
 
 
 def procedural_test_pairs(seed: int, num: int = TEST_SET['num'], size: int = TEST_SET['size'],
-                          kernel_sizes: Tuple[int, int] = TEST_SET['kernel_sizes']
-                          ) -> List[Pair]:
-    """The first ``num`` pairs of the procedural test split with ``seed`` (never trained on:
-    training uses the train split), named like the files ``make_synthetic_blur.py`` writes."""
-    return [(f'{i:06d}', *make_split_pair(seed, 'test', i, size, kernel_sizes))
+                          kernel_sizes: Tuple[int, int] = TEST_SET['kernel_sizes'],
+                          scene: str = 'shapes') -> List[Pair]:
+    """The first ``num`` pairs of the procedural test split with ``seed`` and ``scene`` (a key
+    of :data:`SCENES`; never trained on: training uses the train split), named like the files
+    ``make_synthetic_blur.py --scene <scene>`` writes."""
+    if scene not in SCENES:
+        raise ValueError(f'scene must be one of {sorted(SCENES)}, got {scene!r}')
+    return [(f'{i:06d}', *make_split_pair(seed, 'test', i, size, kernel_sizes, SCENES[scene]))
             for i in range(num)]
 
 
