@@ -2,8 +2,14 @@
 import glob
 import os.path as osp
 
+import cv2
+import numpy as np
 import pytest
+from mmagic.registry import DATASETS
 from mmengine import Config
+from mmengine.registry import init_default_scope
+
+import hidiff_mm  # noqa: F401  (registers the datasets and transforms)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -58,3 +64,31 @@ def test_one_gpu_config_is_the_recipe_with_activation_checkpointing():
     assert cfg.model == base.model
     for key in set(base.keys()) - {'model', 'experiment_name', 'work_dir'}:
         assert cfg[key] == base[key], key
+
+
+def test_demo_continuations_chain_and_mix_the_scene_sets(tmp_path, monkeypatch):
+    """The demo model's continuation configs load the run before them, stay in stage 2 from
+    the first step, and the dead-leaves one trains on both folders."""
+    shake = Config.fromfile(osp.join(REPO, 'configs', 'hidiff_demo_shake_continue.py'))
+    leaves = Config.fromfile(osp.join(REPO, 'configs', 'hidiff_demo_leaves_finetune.py'))
+    assert shake.load_from == './work_dirs/hidiff_demo_shake/iter_6000.pth'
+    assert leaves.load_from == './work_dirs/hidiff_demo_shake_continue2/iter_12000.pth'
+    assert leaves.model == shake.model
+    for cfg in (shake, leaves):
+        switch = next(h for h in cfg.custom_hooks if h.type == 'StageSwitchHook')
+        assert switch.switch_iter == 0
+        assert switch.param_scheduler[0].T_max == cfg.train_cfg.max_iters
+    for root, num in (('data/shake/train', 3), ('data/leaves/train', 2)):
+        for side in ('input', 'target'):
+            (tmp_path / root / side).mkdir(parents=True)
+            for i in range(num):
+                value = 255 if side == 'target' else 40 * i + 20
+                cv2.imwrite(str(tmp_path / root / side / f'{i:06d}.png'),
+                            np.full((128, 128, 3), value, np.uint8))
+    monkeypatch.chdir(tmp_path)
+    init_default_scope('mmagic')
+    dataset = DATASETS.build(leaves.train_dataloader.dataset)
+    assert len(dataset) == 5
+    assert dataset[4]['inputs'].shape == (3, 96, 96)
+    assert dataset[4]['data_samples'].gt_img.shape == (3, 96, 96)
+    assert float(dataset[4]['inputs'].float().mean()) == 60  # the second leaves pair
