@@ -1,4 +1,5 @@
-# The shipped demo model (demo_model/): both HI-Diff stages of a small model trained on one CPU
+# Run 1 of the shipped demo model (demo_model/; runs 2-4 continue it: hidiff_demo_shake_continue.py
+# twice, hidiff_demo_leaves_finetune.py): both HI-Diff stages of a small model trained on one CPU
 # core for about 1.5 hours on the camera-shake blur set
 #   python tools/make_synthetic_blur.py --out data/shake --num-train 4000 --num-val 60 \
 #       --kernel-sizes 9 31 --seed 0

@@ -1,10 +1,13 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """The shipped demo model (``demo_model/``) and its evaluation on held-out blurred images.
 
-The demo model is ``configs/hidiff_demo_shake.py`` trained by ``tools/train.py`` (both stages,
-one CPU core, about an hour); ``demo_model/README.md`` records how. Its test sets are made on
-the fly: the procedural camera-shake set (the test split that ``tools/make_synthetic_blur.py``
-would write, for any seed) and the photographs of :mod:`hidiff_mm.datasets.photos`.
+The demo model is ``configs/hidiff_demo_shake.py`` trained by ``tools/train.py`` (both stages)
+and continued in stage 2 by ``configs/hidiff_demo_shake_continue.py`` (twice) and
+``configs/hidiff_demo_leaves_finetune.py``, about 5 hours of a 2-core CPU;
+``demo_model/README.md`` records how. Its test sets are made on the fly: the procedural
+camera-shake sets of shapes and of dead leaves (the test splits that
+``tools/make_synthetic_blur.py [--scene dead_leaves]`` would write, for any seed) and the
+photographs of :mod:`hidiff_mm.datasets.photos`.
 Predictions are seeded (image ``i`` samples its prior with seed ``i``), so every number here
 is reproducible.
 """

@@ -158,10 +158,10 @@ def training_curves_figure(records: Sequence[Dict], out: str, title: str = '',
     marks = [(switch_iter, ' stage 2')] if switch_iter is not None else []
     marks += [(step, ' restart') for step in restarts]
     for ax in (ax_loss, ax_psnr):
-        for step, label in marks:
+        for i, (step, label) in enumerate(marks):  # every other label lower: marks can be close
             ax.axvline(step, color='grey', linestyle=':', linewidth=1)
-            ax.text(step, 1.0, label, transform=ax.get_xaxis_transform(), fontsize=8,
-                    va='top', color='grey')
+            ax.text(step, 1.0 - 0.06 * (i % 2), label, transform=ax.get_xaxis_transform(),
+                    fontsize=8, va='top', color='grey')
         ax.set_xlabel('iteration')
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
