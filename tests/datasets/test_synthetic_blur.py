@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from hidiff_mm.datasets import PairedDeblurDataset
+from hidiff_mm.datasets.dead_leaves import make_dead_leaves_image
 from hidiff_mm.datasets.synthetic import (blur_image, make_blur_pair, make_sharp_image,
                                           random_shake_kernel)
 
@@ -15,10 +16,11 @@ def high_frequency_energy(img: np.ndarray) -> float:
     return float(spec[np.hypot(yy, xx) > size / 8].sum())
 
 
-def test_sharp_image_deterministic_and_valid():
-    a = make_sharp_image(np.random.default_rng(3), 64)
-    b = make_sharp_image(np.random.default_rng(3), 64)
-    c = make_sharp_image(np.random.default_rng(4), 64)
+@pytest.mark.parametrize('scene', [make_sharp_image, make_dead_leaves_image])
+def test_sharp_image_deterministic_and_valid(scene):
+    a = scene(np.random.default_rng(3), 64)
+    b = scene(np.random.default_rng(3), 64)
+    c = scene(np.random.default_rng(4), 64)
     assert a.shape == (64, 64, 3) and a.dtype == np.float32
     assert 0 <= a.min() and a.max() <= 1
     np.testing.assert_array_equal(a, b)
