@@ -138,16 +138,18 @@ def test_signal_hook_flags_the_first_signal_and_lets_the_second_through():
 
     from hidiff_mm.engine import SignalCheckpointHook
     hook = SignalCheckpointHook(signals=['SIGINT'])
-    previous = signal.getsignal(signal.SIGINT)
+    # Python's own Ctrl-C handler, whatever this process inherited: a process started in the
+    # background by a non-interactive shell (a CI runner) starts with SIGINT ignored
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     hook.before_run(SimpleNamespace(logger=logging.getLogger('test_signal_hook')))
     try:
         signal.raise_signal(signal.SIGINT)  # flagged: training goes on to the iteration's end
         assert hook.received == signal.SIGINT
-        assert signal.getsignal(signal.SIGINT) is previous
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
             signal.raise_signal(signal.SIGINT)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, inherited)
 
 
 class _Log:
