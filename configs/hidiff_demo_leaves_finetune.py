@@ -13,15 +13,14 @@ experiment_name = 'hidiff_demo_leaves_finetune'
 work_dir = f'./work_dirs/{experiment_name}'
 load_from = './work_dirs/hidiff_demo_shake_continue2/iter_12000.pth'
 
+iters = 14000
+cosine = dict(type='CosineAnnealingLR', T_max=iters, eta_min=1e-5, begin=0, end=iters,
+              by_epoch=False)
 optim_wrapper = dict(optimizer=dict(lr=3e-4))
-train_cfg = dict(max_iters=14000)
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=14000, eta_min=1e-5, begin=0, end=14000, by_epoch=False)
-]
+param_scheduler = [cosine]
+train_cfg = dict(max_iters=iters)
 custom_hooks = [
-    dict(type='StageSwitchHook', switch_iter=0, param_scheduler=[
-        dict(type='CosineAnnealingLR', T_max=14000, eta_min=1e-5, begin=0, end=14000,
-             by_epoch=False)]),
+    dict(type='StageSwitchHook', switch_iter=0, param_scheduler=[cosine]),
     dict(type='ExactResumeHook'),
 ]
 

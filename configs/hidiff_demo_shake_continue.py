@@ -11,15 +11,14 @@ experiment_name = 'hidiff_demo_shake_continue'
 work_dir = f'./work_dirs/{experiment_name}'
 load_from = './work_dirs/hidiff_demo_shake/iter_6000.pth'
 
+iters = 12000
+cosine = dict(type='CosineAnnealingLR', T_max=iters, eta_min=1e-5, begin=0, end=iters,
+              by_epoch=False)
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=12000, eta_min=1e-5, begin=0, end=12000, by_epoch=False)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=12000, val_interval=1000)
+param_scheduler = [cosine]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=1000)
 default_hooks = dict(checkpoint=dict(interval=500, max_keep_ckpts=3, save_best=None))
 custom_hooks = [
-    dict(type='StageSwitchHook', switch_iter=0, param_scheduler=[
-        dict(type='CosineAnnealingLR', T_max=12000, eta_min=1e-5, begin=0, end=12000,
-             by_epoch=False)]),
+    dict(type='StageSwitchHook', switch_iter=0, param_scheduler=[cosine]),
     dict(type='ExactResumeHook'),
 ]
