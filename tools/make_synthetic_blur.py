@@ -24,7 +24,8 @@ from light_import import import_alone  # noqa: E402
 
 synthetic = import_alone('datasets.synthetic')
 SCENES = {'shapes': synthetic.make_sharp_image,
-          'dead_leaves': import_alone('datasets.dead_leaves').make_dead_leaves_image}
+          'dead_leaves': import_alone('datasets.dead_leaves').make_dead_leaves_image,
+          'photo_crops': import_alone('datasets.photo_crops').make_photo_crop}
 run = import_alone('utils.cli').run
 
 
@@ -42,7 +43,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         '128 px images (GoPro blur spans a similar fraction of a 720p frame)')
     parser.add_argument('--scene', choices=sorted(SCENES), default='shapes',
                         help='shapes: gradients, gratings or value noise under hard-edged shapes '
-                        'and text; dead_leaves: occluding leaves with natural-image statistics')
+                        'and text; dead_leaves: occluding leaves with natural-image statistics; '
+                        'photo_crops: crops of the sample photographs that scikit-image ships and '
+                        'the held-out photo set does not use')
+    parser.add_argument('--identity-prob', type=float, default=0.0,
+                        help='fraction of identity pairs (input = sharp image, no blur, no noise)')
     return parser.parse_args(argv)
 
 
@@ -56,7 +61,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             os.makedirs(folder, exist_ok=True)
         for i in tqdm(range(num), desc=split, unit='pair'):
             pair = synthetic.make_split_pair(args.seed, split, i, args.size,
-                                             tuple(args.kernel_sizes), SCENES[args.scene])
+                                             tuple(args.kernel_sizes), SCENES[args.scene],
+                                             args.identity_prob)
             for folder, img in zip(folders, pair):
                 cv2.imwrite(osp.join(folder, f'{i:06d}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 

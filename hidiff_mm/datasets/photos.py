@@ -8,12 +8,12 @@ reduced (area interpolation) so that its short side is ``size`` and centre-cropp
 (:func:`hidiff_mm.datasets.synthetic.blur_image` with a
 :func:`~hidiff_mm.datasets.synthetic.random_shake_kernel`). None of them is used in training.
 """
-import os.path as osp
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from .photo_crops import package_file, read_rgb
 from .synthetic import blur_image, random_shake_kernel, to_uint8
 
 # (name, package, path inside the package). Colour and grey photographs of people, animals,
@@ -31,22 +31,10 @@ PHOTOS = (
     ('gravel', 'skimage', 'data/gravel.png'),
     ('grace_hopper', 'matplotlib', 'mpl-data/sample_data/grace_hopper.jpg'),
 )
+# The sharp photographs a model must give back unchanged ("sharp in, sharp out"): the
+# held-out photographs of people, animals and objects, and a scanned page of text.
+SHARP_PHOTOS = PHOTOS[:6] + (('page', 'skimage', 'data/page.png'),)
 PHOTO_SPLIT_ID = 2  # the procedural set uses 0 (train) and 1 (test)
-
-
-def photo_path(package: str, relpath: str) -> str:
-    """The file of a sample photograph inside an installed package.
-
-    Raises:
-        ImportError: the package is not installed (it is in requirements/runtime.txt).
-        FileNotFoundError: the package does not ship the file.
-    """
-    module = __import__(package)
-    path = osp.join(osp.dirname(module.__file__), relpath)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{package} {getattr(module, "__version__", "")} does not ship '
-                                f'{relpath} (expected at {path})')
-    return path
 
 
 def centre_square(img: np.ndarray, size: int) -> np.ndarray:
@@ -60,16 +48,12 @@ def centre_square(img: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(img[y0:y0 + size, x0:x0 + size])
 
 
-def load_photos(size: int = 256) -> List[Tuple[str, np.ndarray]]:
-    """``[(name, RGB uint8 (size, size, 3))]`` for every photograph of :data:`PHOTOS`."""
-    photos = []
-    for name, package, relpath in PHOTOS:
-        path = photo_path(package, relpath)
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)  # grey photographs become 3 equal channels
-        if bgr is None:
-            raise ValueError(f'cannot decode the sample photograph {path}')
-        photos.append((name, centre_square(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)))
-    return photos
+def load_photos(size: int = 256, photos: Sequence[Tuple[str, str, str]] = PHOTOS
+                ) -> List[Tuple[str, np.ndarray]]:
+    """``[(name, RGB uint8 (size, size, 3))]`` for every photograph of ``photos``
+    (:data:`PHOTOS` or :data:`SHARP_PHOTOS`)."""
+    return [(name, centre_square(read_rgb(package_file(package, relpath)), size))
+            for name, package, relpath in photos]
 
 
 def make_photo_pairs(seed: int = 0,

@@ -191,7 +191,8 @@ def make_blur_pair(rng: np.random.Generator,
                    size: int,
                    kernel_sizes: Tuple[int, int] = (9, 31),
                    max_noise_sigma: float = 0.01,
-                   scene: SceneMaker = make_sharp_image) -> Tuple[np.ndarray, np.ndarray]:
+                   scene: SceneMaker = make_sharp_image,
+                   identity_prob: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
     """Make one synthetic training pair.
 
     Args:
@@ -202,11 +203,16 @@ def make_blur_pair(rng: np.random.Generator,
         max_noise_sigma: noise sigma is drawn from ``U[0, max_noise_sigma]``.
         scene: makes the sharp image (e.g.
             :func:`hidiff_mm.datasets.dead_leaves.make_dead_leaves_image`).
+        identity_prob: probability of an identity pair (no blur, no noise: the input is the
+            sharp image), which teaches a model to give sharp images back unchanged. With 0
+            (the default) no extra number is drawn, so the pairs are those of earlier versions.
 
     Returns:
         ``(blurred, sharp)``, each ``(size, size, 3)`` uint8 RGB.
     """
     sharp = scene(rng, size)
+    if identity_prob > 0 and rng.random() < identity_prob:
+        return to_uint8(sharp), to_uint8(sharp)
     kernel = random_shake_kernel(rng, int(rng.choice(np.arange(kernel_sizes[0],
                                                                kernel_sizes[1] + 1, 2))))
     blurred = blur_image(sharp, kernel, rng.uniform(0, max_noise_sigma), rng)
@@ -218,10 +224,11 @@ def make_split_pair(seed: int,
                     index: int,
                     size: int,
                     kernel_sizes: Tuple[int, int] = (9, 31),
-                    scene: SceneMaker = make_sharp_image) -> Tuple[np.ndarray, np.ndarray]:
+                    scene: SceneMaker = make_sharp_image,
+                    identity_prob: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
     """Pair ``index`` of ``split`` ('train' or 'test') of the set with ``seed``, its sharp image
-    made by ``scene``: what ``tools/make_synthetic_blur.py`` writes as
-    ``<split>/{input,target}/<index>.png``.
+    made by ``scene`` (identity pairs with ``identity_prob``): what
+    ``tools/make_synthetic_blur.py`` writes as ``<split>/{input,target}/<index>.png``.
 
     Returns:
         ``(blurred, sharp)``, each ``(size, size, 3)`` uint8 RGB.
@@ -229,4 +236,5 @@ def make_split_pair(seed: int,
     if split not in SPLIT_IDS:
         raise ValueError(f'split must be one of {sorted(SPLIT_IDS)}, got {split!r}')
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
-    return make_blur_pair(rng, size, kernel_sizes=kernel_sizes, scene=scene)
+    return make_blur_pair(rng, size, kernel_sizes=kernel_sizes, scene=scene,
+                          identity_prob=identity_prob)
