@@ -174,8 +174,9 @@ def reference_model(models: List[str]) -> Optional[str]:
 
 
 def ratio_pairs(models: List[str], reference: Optional[str]) -> List[Tuple[str, str]]:
-    """``(ours, reference)`` pairs for the ratio table: fast and exact against the reference."""
-    return [(m, reference) for m in ('fast', 'exact')
+    """``(ours, reference)`` pairs for the ratio table: fast, bf16 and exact against the
+    reference."""
+    return [(m, reference) for m in ('fast', 'bf16', 'exact')
             if reference and m in models and m != reference]
 
 

@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_inference.py [--sizes 256x256 1280x720] [--repeats 3] \
-        [--repeats-large N] [--threads 2] [--official PATH] [--models fast exact official] \
+        [--repeats-large N] [--threads 2] [--official PATH] [--models fast bf16 exact official] \
         [--strip-pixels N] [--json results.json]
 
 Models (``--models``; default ``fast exact`` plus ``official`` when ``--official`` is given):
@@ -12,6 +12,9 @@ Models (``--models``; default ``fast exact`` plus ``official`` when ``--official
   (``HIDiff.forward_tensor``: reflect pad to 8, stage-2 encoder, 8-step sampler, Transformer),
   converted to its fast form (``hidiff_mm.models.layers.convert_to_fast``, the CPU default;
   ``--strip-pixels`` sets its row-strip size).
+* ``bf16``: the fast path predicting with ``precision='bf16'`` (the Transformer on bf16
+  weights converted once, fp32 accumulation and statistics; ``hidiff_mm.models.layers.bf16``).
+  The table says which CPU unit it used (AMX-BF16, AVX512-BF16) or why it ran fp32 instead.
 * ``exact``: the same model converted to the exact reference form
   (``hidiff_mm.models.layers.convert_to_exact``), written like the official code.
 * ``official`` (needs ``--official PATH``, a local checkout of github.com/zhengchen1999/HI-Diff
@@ -56,10 +59,10 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from _common import (add_malloc_option, build_official, current_rss, emit, gib, machine, malloc_env,
-                     max_abs_diff, official_chain, official_schedule, parse_size, peak_rss,
-                     ratio_pairs, ratio_table, reference_model, reset_peak_rss, run_worker, sci,
-                     worker_setup)
+from _common import (REPO, add_malloc_option, build_official, current_rss, emit, gib, machine,
+                     malloc_env, max_abs_diff, official_chain, official_schedule, parse_size,
+                     peak_rss, ratio_pairs, ratio_table, reference_model, reset_peak_rss,
+                     run_worker, sci, worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 LARGE_PIXELS = 512 * 512
@@ -72,9 +75,10 @@ HIDIFF_CFG = dict(type='HIDiff', generator=dict(type='HIDiffTransformer'),
                   prior_head=dict(type='LatentPriorHead'),
                   data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.],
                                          std=[255., 255., 255.]))
-MODEL_NAMES = dict(fast='HI-Diff, ours (fast path)', exact='HI-Diff, ours (exact path)',
-                   official='HI-Diff (official)', restormer='Restormer (mmagic)')
-HIDIFF_MODELS = ('fast', 'exact', 'official')
+MODEL_NAMES = dict(fast='HI-Diff, ours (fast path)', bf16='HI-Diff, ours (fast path, bf16)',
+                   exact='HI-Diff, ours (exact path)', official='HI-Diff (official)',
+                   restormer='Restormer (mmagic)')
+HIDIFF_MODELS = ('fast', 'bf16', 'exact', 'official')
 
 
 # --------------------------------------------------------------------------------- models
@@ -88,8 +92,8 @@ def save_weights(path: str) -> Dict:
     return dict(weights=path, tensors=len(model.state_dict()))
 
 
-def build_ours(weights: str, fast: bool,
-               strip_pixels: Optional[int]) -> Tuple[Callable, int]:
+def build_ours(weights: str, fast: bool, strip_pixels: Optional[int],
+               precision: str = 'fp32') -> Tuple[Callable, int]:
     import torch
     from mmagic.registry import MODELS
 
@@ -107,7 +111,7 @@ def build_ours(weights: str, fast: bool,
     generator = torch.Generator()
 
     def predict(x):
-        return model.forward_tensor(x, generator=generator.manual_seed(0))
+        return model.forward_tensor(x, generator=generator.manual_seed(0), precision=precision)
 
     return predict, params
 
@@ -147,8 +151,9 @@ def run_case(model: str, size: Tuple[int, int], repeats: int, warmup: bool, args
 
     import torch
     label = f'{model} {size[1]}x{size[0]}'
-    if model in ('fast', 'exact'):
-        forward, params = build_ours(args.weights, model == 'fast', args.strip_pixels)
+    if model in ('fast', 'exact', 'bf16'):
+        forward, params = build_ours(args.weights, model != 'exact', args.strip_pixels,
+                                     'bf16' if model == 'bf16' else 'fp32')
     elif model == 'official':
         forward, params = build_official_predict(args.official, args.weights)
     elif model == 'restormer':
@@ -225,7 +230,10 @@ def format_tables(results: List[Dict], meta: Dict) -> str:
     reference = meta['reference']
     ref_name = MODEL_NAMES[reference] if reference else 'n/a'
     out = [f"CPU, {meta['threads']} thread(s), torch {meta['torch']}, fp32, batch 1, "
-           f"{meta['timing']}; {meta['cpu']}", '',
+           f"{meta['timing']}; {meta['cpu']}", '']
+    if 'bf16' in meta['models']:
+        out += [f"bf16: {meta['bf16']}", '']
+    out += [
            '| input (WxH) | model | params | wall time (median) | CPU time (median) | runs '
            f'| peak RSS - RSS after build | peak RSS | max abs diff vs {ref_name} |',
            '|---|---|---|---|---|---|---|---|---|']
@@ -237,6 +245,8 @@ def format_tables(results: List[Dict], meta: Dict) -> str:
                    f"{'' if r['warmup'] else ' (no warm-up)'} | "
                    f"{gib(r['peak_minus_model_bytes'])} | {gib(r['peak_rss_bytes'])} | {diff} |")
     pairs = ratio_pairs(meta['models'], reference)
+    if 'bf16' in meta['models'] and 'fast' in meta['models']:
+        pairs.append(('bf16', 'fast'))
     if 'fast' in meta['models'] and 'restormer' in meta['models']:
         pairs.append(('fast', 'restormer'))
     if pairs:
@@ -272,7 +282,7 @@ def parse_args(argv=None):
                         'and use it as the reference')
     parser.add_argument('--models', nargs='+', choices=list(MODEL_NAMES), default=None,
                         help='models to run (default: fast exact, plus official with '
-                        '--official)')
+                        '--official; bf16 on request)')
     parser.add_argument('--strip-pixels', type=int, default=None,
                         help='row-strip size of the fast path (default: the module default)')
     parser.add_argument('--json', default=None, help='also write the raw results here')
@@ -327,7 +337,12 @@ def main(argv=None) -> List[Dict]:
     timing = f'median of {args.repeats} after 1 warm-up'
     if args.repeats_large is not None:
         timing += (f' (sizes above 512x512: median of {args.repeats_large}, no warm-up)')
-    meta = dict(threads=args.threads, repeats=args.repeats, repeats_large=args.repeats_large,
+    sys.path.insert(0, REPO)
+    from hidiff_mm.models.layers.bf16 import cpu_bf16_feature
+    unit, why = cpu_bf16_feature()
+    bf16 = f'ran on {why}' if unit else f'ran fp32: {why}'
+    meta = dict(bf16=bf16, threads=args.threads, repeats=args.repeats,
+                repeats_large=args.repeats_large,
                 timing=timing, torch=torch.__version__, cpu=machine(args.malloc), models=models,
                 reference=reference, official=args.official, strip_pixels=args.strip_pixels)
     print(format_tables(results, meta))

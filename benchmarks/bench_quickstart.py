@@ -4,13 +4,15 @@
 Usage::
 
     python benchmarks/bench_quickstart.py [--seeds 0 1 2 3 4] [--num-test 50] [--full]
-        [--threads 1] [--self-ensemble] [--json results.json]
+        [--threads 1] [--self-ensemble] [--precision fp32 [bf16]] [--json results.json]
 
 * **Gain**: the shipped demo model (``demo_model/``) on ``--num-test`` images of each procedural
   camera-shake test set (shapes; dead leaves) for each seed, and on the blurred photographs for
   each seed: PSNR/SSIM
   of the blurry input and of the output, the gain, and the wall time of each evaluation.
   ``--self-ensemble`` measures the output averaged over the 8 dihedral transforms (8x the time).
+  ``--precision fp32 bf16`` evaluates every set in both precisions in turn (the same images and
+  seeds) and adds a table of the bf16 - fp32 PSNR differences and time ratios.
 * **Wall time** (``--full``): ``tools/quickstart.py`` end to end in a fresh subprocess, into a
   temporary folder (its data, fine-tuning run and figures start from nothing), timed from the
   outside; its own ``summary.json`` gives the split between evaluation and fine-tuning.
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from _common import cpu_name
@@ -52,6 +54,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='torch threads (default 1, as the quick start evaluates)')
     parser.add_argument('--self-ensemble', action='store_true',
                         help='average the outputs of the 8 dihedral transforms of each input')
+    parser.add_argument('--precision', nargs='+', choices=['fp32', 'bf16'], default=['fp32'],
+                        help='prediction precision(s), each evaluated in turn (default fp32)')
     parser.add_argument('--json', help='write the results here too')
     return parser.parse_args(argv)
 
@@ -62,26 +66,50 @@ def row(name: str, seed: int, summary: Dict, seconds: float) -> str:
             f'{summary["ssim_blurry"]:.4f} | {summary["ssim_output"]:.4f} | {seconds:.1f} s |')
 
 
-def bench_gain(seeds: List[int], num: int, self_ensemble: bool = False) -> Dict:
+def bench_gain(seeds: List[int], num: int, self_ensemble: bool = False,
+               precisions: Sequence[str] = ('fp32', )) -> Dict:
+    """``{precision: {set: {seed: summary + seconds}}}``; the precisions of one set and seed
+    are evaluated one after the other, on the same images."""
     model = init_demo_model()
-    results: Dict = {'procedural': {}, 'dead_leaves': {}, 'photos': {}}
-    print(HEADER)
-    print('|---' * (HEADER.count('|') - 1) + '|')
+    results: Dict = {p: {'procedural': {}, 'dead_leaves': {}, 'photos': {}} for p in precisions}
+    print(HEADER.replace('| set |', '| precision | set |'))
+    print('|---' * HEADER.count('|') + '|')
     sets = (('procedural', lambda s: procedural_test_pairs(s, num)),
             ('dead_leaves', lambda s: procedural_test_pairs(s, num, scene='dead_leaves')),
             ('photos', lambda s: make_photo_pairs(seed=s)))
     for name, make in sets:
         for seed in seeds:
-            start = time.perf_counter()
-            summary = summarize(evaluate_pairs(model, make(seed), self_ensemble))
-            seconds = time.perf_counter() - start
-            results[name][seed] = dict(summary, seconds=seconds)
-            print(row(name, seed, summary, seconds), flush=True)
-    for name in results:
-        gains = [r['psnr_gain'] for r in results[name].values()]
-        print(f'{name}: gain {min(gains):+.2f} .. {max(gains):+.2f} dB over seeds '
-              f'{seeds}, mean {sum(gains) / len(gains):+.2f} dB')
+            pairs = make(seed)
+            for precision in precisions:
+                start = time.perf_counter()
+                summary = summarize(evaluate_pairs(model, pairs, self_ensemble, precision))
+                seconds = time.perf_counter() - start
+                results[precision][name][seed] = dict(summary, seconds=seconds)
+                print(f'| {precision} ' + row(name, seed, summary, seconds), flush=True)
+    for precision in precisions:
+        for name, by_seed in results[precision].items():
+            gains = [r['psnr_gain'] for r in by_seed.values()]
+            print(f'{precision}, {name}: gain {min(gains):+.2f} .. {max(gains):+.2f} dB over '
+                  f'seeds {seeds}, mean {sum(gains) / len(gains):+.2f} dB')
+    if 'fp32' in precisions and 'bf16' in precisions:
+        print_precision_table(results)
     return results
+
+
+def print_precision_table(results: Dict) -> None:
+    """bf16 against fp32 per set and seed: output PSNR and SSIM differences, time ratio."""
+    print('\n| set | seed | fp32 PSNR | bf16 PSNR | bf16 - fp32 PSNR | bf16 - fp32 SSIM | '
+          'time bf16 / fp32 |\n|---|---|---|---|---|---|---|')
+    worst = 0.0
+    for name, by_seed in results['fp32'].items():
+        for seed, ref in by_seed.items():
+            low = results['bf16'][name][seed]
+            diff = low['psnr_output'] - ref['psnr_output']
+            worst = max(worst, abs(diff))
+            print(f'| {name} | {seed} | {ref["psnr_output"]:.3f} | {low["psnr_output"]:.3f} | '
+                  f'{diff:+.4f} dB | {low["ssim_output"] - ref["ssim_output"]:+.5f} | '
+                  f'{low["seconds"] / ref["seconds"]:.2f} |')
+    print(f'largest |bf16 - fp32| output PSNR difference: {worst:.4f} dB')
 
 
 def bench_full() -> Dict:
@@ -113,7 +141,8 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'{torch.get_num_threads()} torch threads')
     results = dict(cpu=cpu_name(), threads=torch.get_num_threads(),
                    self_ensemble=args.self_ensemble,
-                   gain=bench_gain(args.seeds, args.num_test, args.self_ensemble))
+                   precisions=args.precision,
+                   gain=bench_gain(args.seeds, args.num_test, args.self_ensemble, args.precision))
     if args.full:
         results['full'] = bench_full()
     if args.json:

@@ -46,6 +46,10 @@ def parse_args(argv=None):
         'key="[(a,b),(c,d)]". Note that the quotation marks are necessary and that no white '
         'space is allowed.')
     parser.add_argument(
+        '--precision', choices=['fp32', 'bf16'], default=None,
+        help="prediction precision (model.test_cfg.precision; default: the config's, fp32); "
+        'bf16 on CPUs with AMX-BF16 / AVX512-BF16 units, else fp32 with a warning')
+    parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -95,6 +99,8 @@ def main(argv=None):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.precision is not None:
+        cfg.model.test_cfg = dict(cfg.model.get('test_cfg') or {}, precision=args.precision)
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -54,9 +54,11 @@ def procedural_test_pairs(seed: int, num: int = TEST_SET['num'], size: int = TES
 
 
 def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair],
-                   self_ensemble: Optional[bool] = None) -> List[Dict]:
+                   self_ensemble: Optional[bool] = None,
+                   precision: Optional[str] = None) -> List[Dict]:
     """Deblur each pair's blurred image (prior seed = its index) and score it;
-    ``self_ensemble``: average the 8 dihedral transforms (``None`` keeps the model's setting).
+    ``self_ensemble``: average the 8 dihedral transforms; ``precision``: ``'fp32'`` or
+    ``'bf16'`` (``None`` keeps the model's setting of either).
 
     Returns:
         One dict per pair: ``name``, ``blurry``, ``output``, ``sharp`` (RGB uint8) and MMagic's
@@ -65,7 +67,7 @@ def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair],
     results = []
     for i, (name, blurred, sharp) in enumerate(pairs):
         output = deblur(model, np.ascontiguousarray(blurred[..., ::-1]), seed=i,
-                        self_ensemble=self_ensemble)[..., ::-1]
+                        self_ensemble=self_ensemble, precision=precision)[..., ::-1]
         row = dict(name=name, blurry=blurred, output=np.ascontiguousarray(output), sharp=sharp)
         for key in ('blurry', 'output'):
             row[f'psnr_{key}'] = float(psnr(row[key], sharp))

@@ -209,7 +209,8 @@ def deblur(model: torch.nn.Module,
            tile: Optional[int] = None,
            overlap: Optional[int] = None,
            steps: Optional[int] = None,
-           self_ensemble: Optional[bool] = None) -> np.ndarray:
+           self_ensemble: Optional[bool] = None,
+           precision: Optional[str] = None) -> np.ndarray:
     """Deblur one image: read it, convert it to the model's input, run the editor's prediction
     (``model.forward_tensor``), convert back.
 
@@ -219,12 +220,14 @@ def deblur(model: torch.nn.Module,
             ``(H, W, 1)`` and BGRA ``(H, W, 4)`` (alpha dropped) are converted, uint16 scaled.
         seed: seeds the one random draw (``z_T``); the same seed gives the same output. ``None``
             draws from torch's global RNG.
-        tile, overlap, steps, self_ensemble: the prediction options (``tile``, ``tile_overlap``,
-            ``steps``, ``self_ensemble`` of ``HIDiff``'s ``test_cfg``); ``None`` keeps the
-            model's. ``tile``: run the Transformer on ``tile x tile`` windows (a multiple of 8)
-            with one prior for the whole image; ``overlap``: their overlap in pixels;
-            ``steps``: sampler steps (1..T, evenly spaced); ``self_ensemble``: average the 8
-            dihedral transforms (8x the cost).
+        tile, overlap, steps, self_ensemble, precision: the prediction options (``tile``,
+            ``tile_overlap``, ``steps``, ``self_ensemble``, ``precision`` of ``HIDiff``'s
+            ``test_cfg``); ``None`` keeps the model's. ``tile``: run the Transformer on
+            ``tile x tile`` windows (a multiple of 8) with one prior for the whole image;
+            ``overlap``: their overlap in pixels; ``steps``: sampler steps (1..T, evenly
+            spaced); ``self_ensemble``: average the 8 dihedral transforms (8x the cost);
+            ``precision``: ``'fp32'`` or ``'bf16'`` (the
+            Transformer in bf16 on CPUs with bf16 units; elsewhere fp32, logged).
 
     Returns:
         The deblurred image, BGR uint8 ``(H, W, 3)``.
@@ -233,5 +236,6 @@ def deblur(model: torch.nn.Module,
     inputs = image_to_tensor(model, img)
     with torch.no_grad():
         out = model.forward_tensor(inputs, generator=make_generator(model, seed), tile=tile,
-                                   tile_overlap=overlap, steps=steps, self_ensemble=self_ensemble)
+                                   tile_overlap=overlap, steps=steps, self_ensemble=self_ensemble,
+                                   precision=precision)
     return tensor_to_image(model, out)

@@ -98,11 +98,26 @@ class FastMDTA(_FusedResidualBranch, MDTA):
 
     def _head_grams(self, q: torch.Tensor,
                     k: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k: (B, L, C) -> q k^T (B, h, d, d), |q|^2 and |k|^2 (B, h, d) per head."""
-        if q.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(q.device.type):
+        """q, k: (B, L, C) -> q k^T (B, h, d, d), |q|^2 and |k|^2 (B, h, d) per head, fp32 for
+        low-precision q and k."""
+        autocast = torch.is_autocast_enabled(q.device.type)
+        if q.dtype == torch.bfloat16 and not autocast:
+            # bf16 prediction: bf16 GEMMs accumulate in fp32 and round only their (small)
+            # outputs, which are used in fp32; bf16 has fp32's range, so nothing overflows.
+            ones = q.new_ones(q.shape[0], 1, q.shape[1])
+            grams = self._head_grams_of(q, k, torch.bmm(ones, q * q), torch.bmm(ones, k * k))
+            return tuple(g.float() for g in grams)
+        if q.dtype in (torch.float16, torch.bfloat16) or autocast:
             with torch.autocast(q.device.type, enabled=False):  # unnormalised: may pass 65504
                 wide = torch.promote_types(q.dtype, torch.float32)
                 return self._head_grams(q.to(wide), k.to(wide))
+        return self._head_grams_of(q, k, torch.linalg.vector_norm(q, dim=1).square(),
+                                   torch.linalg.vector_norm(k, dim=1).square())
+
+    def _head_grams_of(self, q: torch.Tensor, k: torch.Tensor, qq: torch.Tensor,
+                       kk: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The per-head blocks of ``q^T k`` and the squared norms ``qq``, ``kk`` (B, [1,] C)
+        split into heads (B, h, d)."""
         b, _, c = q.shape
         heads, d = self.num_heads, c // self.num_heads
         qk = torch.bmm(q.transpose(1, 2), k)                                   # (B, C, C)
@@ -110,8 +125,7 @@ class FastMDTA(_FusedResidualBranch, MDTA):
             qk = qk.view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
         else:
             qk = qk.view(b, 1, d, d)
-        return (qk, torch.linalg.vector_norm(q, dim=1).square().view(b, heads, d),
-                torch.linalg.vector_norm(k, dim=1).square().view(b, heads, d))
+        return qk, qq.reshape(b, heads, d), kk.reshape(b, heads, d)
 
     def _fused(self, x: torch.Tensor, prior: Optional[torch.Tensor],
                norm: Optional[nn.Module]) -> torch.Tensor:
@@ -141,8 +155,11 @@ class FastMDTA(_FusedResidualBranch, MDTA):
         norm_k = kk.clamp_min(0).sqrt().clamp_min(1e-12)
         attn = (qk / (norm_q[..., None] * norm_k[..., None, :]) * self.temperature).softmax(-1)
         # mix[:, o, h d + j] = sum_i Wp[o, h d + i] attn[:, h, i, j]: Wp blockdiag(attn), batched
+        # The attention is fp32 (from fp32 Gram matrices); the mix is made in fp32 and used in
+        # the dtype of the values (bf16 weights: rounded once, as a weight is).
         weight = self.project_out.weight.view(c, heads, d).transpose(0, 1)      # (h, C, d)
-        mix = (weight @ attn).permute(0, 2, 1, 3).reshape(b, c, c)
+        mix = (weight.to(attn.dtype) @ attn).permute(0, 2, 1, 3).reshape(b, c, c)
+        mix = mix.to(values.dtype)
         if residual is None:
             out = torch.bmm(values, mix.transpose(1, 2))
         else:

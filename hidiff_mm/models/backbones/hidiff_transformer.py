@@ -114,11 +114,14 @@ class HIDiffTransformer(FastPathPolicy):
         if img.shape[-2] % 8 or img.shape[-1] % 8:
             raise ValueError(f'image height and width must be multiples of 8, got '
                              f'{tuple(img.shape[-2:])}; pad the input (HIDiff.predict does)')
-        z1 = prior
+        # The levels run in the parameters' dtype (bf16 for bf16 prediction); the global
+        # residual adds their output to the image as given, so it keeps the input's precision.
+        dtype = self.output.weight.dtype
+        z1 = prior.to(dtype)
         z2 = self.down_1(z1)
         z3 = self.down_2(z2).flatten(1)
 
-        out = self._features(self._layout(img), z1, z2, z3)
+        out = self._features(self._layout(img.to(dtype)), z1, z2, z3)
         return (out + img).contiguous()
 
     def _layout(self, img: torch.Tensor) -> torch.Tensor:

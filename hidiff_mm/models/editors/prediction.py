@@ -1,16 +1,20 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """How the HI-Diff editors predict: the options of their ``test_cfg``, the padding and the
 blind prediction path they share."""
+import logging
 from dataclasses import dataclass, fields, replace
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from mmagic.structures import DataSample
+from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
+from torch import nn
 
 from hidiff_mm.utils.dihedral import dihedral, dihedral_inverse
 from ..latent.scheduler import check_num_inference_steps
+from ..layers.bf16 import PRECISIONS, Bf16Copy, bf16_description, bf16_unsupported_reason
 from .tiling import check_tile, tiled_apply
 
 
@@ -26,12 +30,17 @@ class PredictionOptions:
         tile_overlap: overlap of neighbouring tiles in pixels (blended with linear ramps).
         self_ensemble: average the predictions of the 8 dihedral transforms of the input (each
             samples its own prior: 8 draws of ``z_T``).
+        precision: ``'fp32'``, or ``'bf16'``: the Transformer runs on a bf16 copy of its
+            weights, with fp32 accumulation and statistics
+            (:mod:`~hidiff_mm.models.layers.bf16`); on a device without bf16 units the
+            prediction runs fp32 and logs why, once.
     """
 
     steps: Optional[int] = None
     tile: Optional[int] = None
     tile_overlap: int = 32
     self_ensemble: bool = False
+    precision: str = 'fp32'
 
     @classmethod
     def from_cfg(cls, test_cfg: Optional[dict], **overrides) -> 'PredictionOptions':
@@ -56,6 +65,9 @@ class PredictionOptions:
             check_tile(self.tile, self.tile_overlap, pad_multiple)
         if not isinstance(self.self_ensemble, bool):
             raise ValueError(f'self_ensemble must be True or False, got {self.self_ensemble!r}')
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {list(PRECISIONS)}, got '
+                             f'{self.precision!r}')
         return self
 
 
@@ -141,12 +153,33 @@ class BlindPrediction:
             prior = self.prior_head.encode(padded, self.pad(sharp))
         else:
             prior = self.blind_prior(padded, generator, opts.steps)
+        generator = self.generator_for(opts.precision, padded.device)
         if opts.tile is None:
-            out = self.generator(padded, prior)
+            out = generator(padded, prior)
         else:
-            out = tiled_apply(lambda tile: self.generator(tile, prior), padded, opts.tile,
+            out = tiled_apply(lambda tile: generator(tile, prior), padded, opts.tile,
                               opts.tile_overlap, self.pad_multiple)
         return out[..., :h, :w]
+
+    def generator_for(self, precision: str, device: torch.device) -> nn.Module:
+        """The Transformer that a prediction in ``precision`` runs on ``device``: the generator
+        itself for fp32 (and for bf16 where ``device`` cannot run it: logged once), else its bf16
+        copy, converted once and again only after the weights change (logged once)."""
+        if precision == 'fp32':
+            return self.generator
+        reason = bf16_unsupported_reason(device)
+        said = self.__dict__.setdefault('_precision_logged', set())
+        line = (f'HIDiff: precision=bf16 asked for, but {reason}; predicting in fp32'
+                if reason else f'HIDiff: bf16 prediction ({bf16_description(device)}): the '
+                'Transformer runs on bf16 weights converted once, with fp32 accumulation, '
+                'statistics (layer norm, softmax, attention) and global residual')
+        if line not in said:
+            said.add(line)
+            MMLogger.get_current_instance().log(logging.WARNING if reason else logging.INFO,
+                                                line)
+        if reason:
+            return self.generator
+        return self.__dict__.setdefault('_bf16_generator', Bf16Copy()).get(self.generator)
 
     def _oracle_sharp(self, data_samples: Optional[DataSample]) -> Optional[torch.Tensor]:
         """The sharp image to take the prior from instead of sampling it, or None (blind)."""
