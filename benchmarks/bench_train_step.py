@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/bench_train_step.py [--batch 2] [--patch 64] [--iters 3] [--threads 2] \
-        [--stages 1 2] [--official PATH] [--models fast exact official] [--with-cp] [--bf16] \
+        [--stages 1 2] [--official PATH] [--models fast bf16 exact official] [--with-cp] \
+        [--bf16] \
         [--json results.json]
 
 One training step = forward, loss, backward, grad-norm clip 0.01, AdamW update (lr 2e-4,
@@ -20,6 +21,9 @@ Models (``--models``; default ``fast exact`` plus ``official`` when ``--official
   levers apply to these two: ``--with-cp`` sets the Transformer's activation checkpointing
   (``generator.with_cp``), ``--bf16`` trains through the bf16 ``AmpOptimWrapper`` of
   ``configs/hidiff/hidiff_gopro_amp.py`` (CPU autocast; its CUDA check is lifted on CPU).
+* ``bf16``: the fast path trained through that bf16 ``AmpOptimWrapper`` whatever ``--bf16``
+  says, so that ``--models fast bf16`` measures bf16 autocast against fp32 in one run (the
+  table adds bf16 / fast).
 * ``official`` (needs ``--official PATH``, a local checkout of github.com/zhengchen1999/HI-Diff
   read at run time, never copied): the official GoPro networks ``net_g``, ``net_le`` (and for
   stage 2 ``net_le_dm``, ``net_d``) trained the way ``HI_Diff_S1.optimize_parameters`` and
@@ -64,8 +68,9 @@ from gpu_check import BF16_CONFIG, amp_on_cpu
 
 SCRIPT = osp.abspath(__file__)
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'hidiff', 'hidiff_s1_gopro.py')
-MODEL_NAMES = dict(fast='HI-Diff, ours (fast path)', exact='HI-Diff, ours (exact path)',
-                   official='HI-Diff (official)')
+MODEL_NAMES = dict(fast='HI-Diff, ours (fast path)',
+                   bf16='HI-Diff, ours (fast path, bf16 autocast)',
+                   exact='HI-Diff, ours (exact path)', official='HI-Diff (official)')
 # options/train/GoPro_S{1,2}.yml: optim_total, use_grad_clip (clip_grad_norm_ 0.01).
 OFFICIAL_OPTIM = dict(lr=2e-4, weight_decay=1e-4, betas=(0.9, 0.999))
 OFFICIAL_CLIP = 0.01
@@ -95,7 +100,7 @@ def make_pairs(batch: int, patch: int):
             torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen))
 
 
-def build_ours(args, stage: int, fast: bool) -> Tuple[Step, Any, int]:
+def build_ours(args, stage: int, fast: bool, bf16: bool) -> Tuple[Step, Any, int]:
     """(one training step -> loss, the output conv weight, trained parameter count)."""
     import torch
     from mmagic.registry import MODELS
@@ -110,7 +115,7 @@ def build_ours(args, stage: int, fast: bool) -> Tuple[Step, Any, int]:
     (convert_to_fast if fast else convert_to_exact)(model.train())
     model.set_stage(stage)
     model.generator.with_cp = args.with_cp
-    optim_cfg = Config.fromfile(BF16_CONFIG).optim_wrapper if args.bf16 else cfg.optim_wrapper
+    optim_cfg = Config.fromfile(BF16_CONFIG).optim_wrapper if bf16 else cfg.optim_wrapper
     with amp_on_cpu(torch.device('cpu')):
         optim_wrapper = build_optim_wrapper(model, optim_cfg)
     blur, sharp = make_pairs(args.batch, args.patch)
@@ -171,8 +176,9 @@ def run_case(model: str, stage: int, args) -> Dict:
 
     import torch
     label = f'{model} stage {stage}'
-    if model in ('fast', 'exact'):
-        step, weight, trained = build_ours(args, stage, model == 'fast')
+    if model in ('fast', 'exact', 'bf16'):
+        step, weight, trained = build_ours(args, stage, model != 'exact',
+                                           args.bf16 or model == 'bf16')
     elif model == 'official':
         step, weight, trained = build_official_step(args, stage)
     else:
@@ -249,6 +255,8 @@ def format_tables(results: List[Dict], meta: Dict) -> str:
             f"{'0 (reference)' if is_ref else sci(r['grad_max_abs_diff'])} | "
             f"{sci(r['grad_max_abs'])} |")
     pairs = ratio_pairs(meta['models'], reference)
+    if 'bf16' in meta['models'] and 'fast' in meta['models'] and not meta['bf16']:
+        pairs.append(('bf16', 'fast'))
     if pairs:
         rows = [(str(stage), {r['model']: r for r in results if r['stage'] == stage})
                 for stage in meta['stages']]
