@@ -12,6 +12,7 @@ that child processes (``torchrun`` ranks, ``tools/quickstart.py``'s steps) show 
 ``main`` is called in-process by the tests, where exceptions propagate as usual.
 """
 import argparse
+import contextlib
 import ctypes
 import logging
 import os
@@ -20,7 +21,7 @@ import pickle
 import subprocess
 import sys
 import traceback
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 DEBUG_ENV = 'HIDIFF_DEBUG'
 USER_ERROR_EXIT = 2
@@ -96,8 +97,13 @@ def report(err: BaseException, exit_code: int) -> NoReturn:
 
 MALLOC_ENV = 'HIDIFF_MALLOC'
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt's int takes: 2 GiB
+_MMAP_MAX_DEFAULT = 65536  # glibc's default M_MMAP_MAX
+#: glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2): blocks above it can be mapped.
+LARGE_BLOCK = 32 << 20
+_kept = False  # whether keep_freed_memory() is in effect
 
 
 def keep_freed_memory() -> bool:
@@ -120,7 +126,32 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    global _kept
+    _kept = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    return _kept
+
+
+@contextlib.contextmanager
+def large_blocks_returned() -> Iterator[bool]:
+    """Inside, blocks above :data:`LARGE_BLOCK` (32 MiB) are mapped afresh and handed back to the
+    OS when freed, as glibc does by default; smaller blocks are still kept for reuse. Yields
+    whether anything changed: nothing does unless :func:`keep_freed_memory` is in effect.
+
+    For the exact path's inference: its whole-map temporaries come in many sizes (1x, 2.66x,
+    3x, 5.3x the channels, at every level's resolution), and a heap that keeps all of them
+    fragments, so its peak grows far above the memory in use (``docs/performance.md``).
+    """
+    if not _kept:
+        yield False
+        return
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
+    mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
+    try:
+        yield True
+    finally:
+        mallopt(_M_MMAP_MAX, 0)
 
 
 def run(main: Callable[[], Any]) -> NoReturn:

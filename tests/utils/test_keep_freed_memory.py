@@ -50,3 +50,51 @@ def test_freed_blocks_are_reused():
 def test_default_leaves_the_allocator_alone(monkeypatch):
     monkeypatch.setenv(MALLOC_ENV, 'default')
     assert keep_freed_memory() is False
+
+
+# Inside large_blocks_returned: a 64 MiB block that the heap has no room for is mapped afresh
+# each time, a 16 MiB one is kept; after it, the 64 MiB block is kept again (the heap grows
+# once). Free chunks the heap already holds are reused inside too: the peak does not grow.
+CHILD_LARGE = """
+import ctypes, resource, sys
+sys.path.insert(0, {tools!r})
+from light_import import import_alone
+cli = import_alone('utils.cli')
+cli.keep_freed_memory()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = (ctypes.c_void_p,)
+
+def faults(size):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(8):
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        libc.free(block)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+with cli.large_blocks_returned() as changed:
+    inside = faults(64 << 20), faults(16 << 20)
+print(changed, *inside, faults(64 << 20))
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason='mallopt is glibc-only')
+def test_large_blocks_are_returned_inside_the_context_only():
+    env = dict(os.environ, **{MALLOC_ENV: 'keep'})
+    out = subprocess.run([sys.executable, '-c', CHILD_LARGE.format(tools=TOOLS)], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    pages = (64 << 20) // 4096
+    assert out[0] == 'True'
+    large, small, after = map(int, out[1:])
+    assert large >= 7 * pages       # mapped afresh every time
+    assert small <= pages // 2      # 16 MiB blocks (4096 pages each) still reused
+    assert after <= 2 * pages       # faulted in once, then reused
+
+
+def test_large_blocks_context_is_a_no_op_without_keep(monkeypatch):
+    monkeypatch.setenv(MALLOC_ENV, 'default')
+    from hidiff_mm.utils import cli
+    monkeypatch.setattr(cli, '_kept', False)
+    with cli.large_blocks_returned() as changed:
+        assert changed is False

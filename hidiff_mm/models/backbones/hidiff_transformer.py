@@ -1,11 +1,13 @@
 """HI-Diff's prior-guided Transformer (``net_g`` of the official release)."""
-from typing import Sequence, Union
+from contextlib import nullcontext
+from typing import ContextManager, Sequence, Union
 
 import torch
 from mmagic.registry import MODELS
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ...utils.cli import large_blocks_returned
 from ..layers.fast_path import DEFAULT_STRIP_PIXELS, FastPathPolicy, channels_last, fast_form_of
 from ..layers.prior_pyramid import PriorTokenPool
 from .hidiff_blocks import Downsample, HIDiffLevel, PatchEmbed, Upsample
@@ -121,8 +123,16 @@ class HIDiffTransformer(FastPathPolicy):
         z2 = self.down_1(z1)
         z3 = self.down_2(z2).flatten(1)
 
-        out = self._features(self._layout(img.to(dtype)), z1, z2, z3)
+        with self._allocator():
+            out = self._features(self._layout(img.to(dtype)), z1, z2, z3)
         return (out + img).contiguous()
+
+    def _allocator(self) -> ContextManager:
+        """The allocator setting of a forward: without autograd, the exact form hands its
+        largest temporaries back to the OS (:func:`~hidiff_mm.utils.cli.large_blocks_returned`)
+        even where the process keeps freed memory, so that its peak memory stays that of the
+        official code."""
+        return nullcontext() if torch.is_grad_enabled() else large_blocks_returned()
 
     def _layout(self, img: torch.Tensor) -> torch.Tensor:
         """The image in the memory layout the levels run on: as it is (exact form)."""
@@ -161,3 +171,7 @@ class FastHIDiffTransformer(HIDiffTransformer):
 
     def _layout(self, img: torch.Tensor) -> torch.Tensor:
         return channels_last(img)
+
+    def _allocator(self) -> ContextManager:
+        """Freed memory stays kept: the row strips' temporaries are few sizes, all reused."""
+        return nullcontext()
