@@ -58,6 +58,13 @@ def parse_args(argv=None):
     return args
 
 
+def set_precision(cfg: Config, precision) -> None:
+    """``model.test_cfg.precision = precision`` (``None``: the config's), keeping the other
+    prediction options."""
+    if precision is not None:
+        cfg.model.test_cfg = dict(cfg.model.get('test_cfg') or {}, precision=precision)
+
+
 class SaveMetricHook(Hook):
     """Dump the test metrics to ``out`` (on the main process).
 
@@ -99,8 +106,7 @@ def main(argv=None):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    if args.precision is not None:
-        cfg.model.test_cfg = dict(cfg.model.get('test_cfg') or {}, precision=args.precision)
+    set_precision(cfg, args.precision)
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

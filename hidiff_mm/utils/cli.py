@@ -101,8 +101,8 @@ _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt's int takes: 2 GiB
 _MMAP_MAX_DEFAULT = 65536  # glibc's default M_MMAP_MAX
-#: glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2): blocks above it can be mapped.
-LARGE_BLOCK = 32 << 20
+#: glibc's default mmap threshold (DEFAULT_MMAP_THRESHOLD_MIN): blocks above it are mapped.
+LARGE_BLOCK = 128 << 10
 _kept = False  # whether keep_freed_memory() is in effect
 
 
@@ -133,13 +133,16 @@ def keep_freed_memory() -> bool:
 
 @contextlib.contextmanager
 def large_blocks_returned() -> Iterator[bool]:
-    """Inside, blocks above :data:`LARGE_BLOCK` (32 MiB) are mapped afresh and handed back to the
-    OS when freed, as glibc does by default; smaller blocks are still kept for reuse. Yields
-    whether anything changed: nothing does unless :func:`keep_freed_memory` is in effect.
+    """Inside, glibc's default for new blocks: those above :data:`LARGE_BLOCK` (128 KiB) that
+    the heap has no free room for are mapped afresh and handed back to the OS when freed; free
+    room the heap already holds is still reused. Yields whether anything changed: nothing does
+    unless :func:`keep_freed_memory` is in effect.
 
     For the exact path's inference: its whole-map temporaries come in many sizes (1x, 2.66x,
     3x, 5.3x the channels, at every level's resolution), and a heap that keeps all of them
-    fragments, so its peak grows far above the memory in use (``docs/performance.md``).
+    fragments, so its peak grows far above the memory in use; keeping only blocks up to
+    32 MiB (glibc's largest threshold) still left it at the official code's peak
+    (``docs/performance.md``).
     """
     if not _kept:
         yield False

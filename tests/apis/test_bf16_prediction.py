@@ -112,3 +112,17 @@ def test_demo_tool_precision(tiny_files, tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         demo.parse_args([str(path), '--config', config, '--checkpoint', checkpoint, '--out',
                          str(tmp_path), '--precision', 'fp16'])
+
+
+def test_test_tool_sets_the_precision():
+    from mmengine.config import Config
+    tool = load_tool('test')
+    cfg = Config(dict(model=dict(type='HIDiff', test_cfg=dict(tile=64))))
+    tool.set_precision(cfg, None)
+    assert cfg.model.test_cfg == dict(tile=64)
+    tool.set_precision(cfg, 'bf16')
+    assert cfg.model.test_cfg == dict(tile=64, precision='bf16')
+    bare = Config(dict(model=dict(type='HIDiff')))
+    tool.set_precision(bare, 'fp32')
+    assert bare.model.test_cfg == dict(precision='fp32')
+    assert tool.parse_args(['c.py', 'w.pth', '--precision', 'bf16']).precision == 'bf16'

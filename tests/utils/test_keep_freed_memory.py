@@ -52,9 +52,8 @@ def test_default_leaves_the_allocator_alone(monkeypatch):
     assert keep_freed_memory() is False
 
 
-# Inside large_blocks_returned: a 64 MiB block that the heap has no room for is mapped afresh
-# each time, a 16 MiB one is kept; after it, the 64 MiB block is kept again (the heap grows
-# once). Free chunks the heap already holds are reused inside too: the peak does not grow.
+# Inside large_blocks_returned: 64 MiB and 16 MiB blocks that the heap has no room for are
+# mapped afresh each time; after it, the 64 MiB block is kept again (the heap grows once).
 CHILD_LARGE = """
 import ctypes, resource, sys
 sys.path.insert(0, {tools!r})
@@ -88,7 +87,7 @@ def test_large_blocks_are_returned_inside_the_context_only():
     assert out[0] == 'True'
     large, small, after = map(int, out[1:])
     assert large >= 7 * pages       # mapped afresh every time
-    assert small <= pages // 2      # 16 MiB blocks (4096 pages each) still reused
+    assert small >= 7 * pages // 4  # 16 MiB blocks (4096 pages each) too
     assert after <= 2 * pages       # faulted in once, then reused
 
 

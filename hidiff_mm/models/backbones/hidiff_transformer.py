@@ -128,10 +128,10 @@ class HIDiffTransformer(FastPathPolicy):
         return (out + img).contiguous()
 
     def _allocator(self) -> ContextManager:
-        """The allocator setting of a forward: without autograd, the exact form hands its
-        largest temporaries back to the OS (:func:`~hidiff_mm.utils.cli.large_blocks_returned`)
-        even where the process keeps freed memory, so that its peak memory stays that of the
-        official code."""
+        """The allocator setting of a forward: without autograd, the exact form runs with
+        glibc's default for its new blocks (:func:`~hidiff_mm.utils.cli.large_blocks_returned`)
+        even where the process keeps freed memory, so that its peak memory stays below the
+        official code's."""
         return nullcontext() if torch.is_grad_enabled() else large_blocks_returned()
 
     def _layout(self, img: torch.Tensor) -> torch.Tensor:
