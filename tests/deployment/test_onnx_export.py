@@ -48,7 +48,17 @@ def gopro_graph(gopro_model, tmp_path_factory):
     return path
 
 
-def check_parity(model, path, size, seed):
+@pytest.fixture(scope='module')
+def demo_runner(demo_graph):
+    return OnnxDeblurrer(demo_graph)
+
+
+@pytest.fixture(scope='module')
+def gopro_runner(gopro_graph):
+    return OnnxDeblurrer(gopro_graph)
+
+
+def check_parity(model, runner, size, seed):
     """onnxruntime vs the editor's exact prediction with the z_T its seeded generator draws."""
     exact = convert_to_exact(copy.deepcopy(model))
     image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(seed))
@@ -57,7 +67,7 @@ def check_parity(model, path, size, seed):
     with torch.no_grad():
         expected = exact.forward_tensor(image, generator=torch.Generator().manual_seed(seed))
         reference64 = PredictionGraph(exact).double()(image.double(), z_T.double())
-    got = OnnxDeblurrer(path).predict(image.numpy(), z_T.numpy())
+    got = runner.predict(image.numpy(), z_T.numpy())
     assert got.shape == (1, 3, *size)
     torch_error = (expected.double() - reference64).abs().max().item()
     ort_error = np.abs(got - reference64.numpy()).max()
@@ -69,31 +79,31 @@ def check_parity(model, path, size, seed):
 
 
 @pytest.mark.parametrize('size', [(40, 56), (37, 45)])
-def test_demo_model_parity(demo_model, demo_graph, size):
-    check_parity(demo_model, demo_graph, size, seed=sum(size))
+def test_demo_model_parity(demo_model, demo_runner, size):
+    check_parity(demo_model, demo_runner, size, seed=sum(size))
 
 
 @pytest.mark.parametrize('size', [(24, 32), (21, 30)])
-def test_gopro_size_parity(gopro_model, gopro_graph, size):
-    check_parity(gopro_model, gopro_graph, size, seed=sum(size))
+def test_gopro_size_parity(gopro_model, gopro_runner, size):
+    check_parity(gopro_model, gopro_runner, size, seed=sum(size))
 
 
-def test_batch_and_tiny_images(demo_model, demo_graph):
+def test_batch_and_tiny_images(demo_model, demo_runner):
     # Batch and a side shorter than its padding (reflection runs out: edge repetition).
     graph = PredictionGraph(demo_model)
     image = torch.rand(2, 3, 3, 11)
     z_T = torch.randn(2, *graph.prior_shape)
     with torch.no_grad():
         expected = graph(image, z_T).numpy()
-    got = OnnxDeblurrer(demo_graph).predict(image.numpy(), z_T.numpy())
+    got = demo_runner.predict(image.numpy(), z_T.numpy())
     assert np.abs(got - expected).max() <= TOLERANCE
 
 
-def test_runner_deblur_matches_the_api(demo_model, demo_graph):
+def test_runner_deblur_matches_the_api(demo_model, demo_runner):
     # BGR uint8 in and out, as hidiff_mm.apis.deblur: the same z_T gives the same pixels, but
     # where a value lies within the float difference of a rounding boundary (one step at most).
     img = (np.random.default_rng(1).random((29, 35, 3)) * 255).astype(np.uint8)
-    runner = OnnxDeblurrer(demo_graph)
+    runner = demo_runner
     z_T = torch.randn(1, *runner.prior_shape, generator=torch.Generator().manual_seed(7))
     exact = convert_to_exact(copy.deepcopy(demo_model))
     expected = deblur(exact, img, seed=7)
@@ -110,7 +120,7 @@ def test_runner_deblur_matches_the_api(demo_model, demo_graph):
     assert not np.array_equal(runner.draw_z_T(3), runner.draw_z_T(4))
 
 
-def test_runner_tool_needs_no_torch(demo_graph, tmp_path):
+def test_runner_tool_needs_no_torch(demo_graph, demo_runner, tmp_path):
     img = (np.random.default_rng(2).random((20, 30, 3)) * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / 'a.png'), img)
     (tmp_path / 'b.png').write_bytes(b'not an image')
@@ -123,7 +133,7 @@ def test_runner_tool_needs_no_torch(demo_graph, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert 'TORCH_LOADED False' in ok.stdout
     written = cv2.imread(str(tmp_path / 'out' / 'a.png'))
-    assert np.array_equal(written, OnnxDeblurrer(demo_graph).deblur(img, seed=100))
+    assert np.array_equal(written, demo_runner.deblur(img, seed=100))
     bad = subprocess.run([sys.executable, tool, demo_graph, str(tmp_path / 'b.png'), '--out',
                           str(tmp_path / 'out')], capture_output=True, text=True)
     assert bad.returncode == 2
