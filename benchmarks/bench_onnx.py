@@ -148,7 +148,7 @@ def main() -> None:
     print('| input | ' + ' | '.join(NAMES[c] for c in CASES) + ' | onnxruntime / fast | '
           'onnxruntime / exact | memory: ' + ' / '.join(CASES) + ' | max abs diff vs exact '
           '(onnxruntime, fast) |')
-    print('|---' * 7 + '|')
+    print('|---' * 8 + '|')
     for label, r in rows:
         t = {c: r[c]['median_s'] for c in CASES}
         print(f'| {label} | ' + ' | '.join(f'{t[c]:.2f} s' for c in CASES)
