@@ -93,6 +93,10 @@ class PredictionGraph(nn.Module):
         model.prediction_options(steps=steps)  # a bad value fails here, named
         self.generator = convert_to_exact(copy.deepcopy(model.generator)).eval()
         head = copy.deepcopy(model.prior_head).eval()
+        if getattr(head.scheduler.sampler, 'eta', 0) > 0:
+            raise ValueError('the sampler draws noise at every step (ddim with eta > 0); a graph '
+                             'would freeze those draws. Export with a deterministic sampler '
+                             "(the default 'posterior_mean', or ddim with eta=0)")
         self.encoder = _ExportableEncoder(head.encoder_s2)
         self.denoiser = head.denoiser
         self.scheduler = head.scheduler

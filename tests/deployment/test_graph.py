@@ -53,3 +53,12 @@ def test_graph_checks_steps(tiny_model):
     with pytest.raises(ValueError, match='num_inference_steps'):
         PredictionGraph(tiny_model, steps=99)
     assert PredictionGraph(tiny_model, steps=2).timesteps == [7, 0]
+
+
+def test_graph_refuses_a_stochastic_sampler(tiny_model):
+    model = copy.deepcopy(tiny_model)
+    model.prior_head.scheduler.set_sampler(dict(type='ddim', eta=0.5))
+    with pytest.raises(ValueError, match='deterministic sampler'):
+        PredictionGraph(model)
+    model.prior_head.scheduler.set_sampler(dict(type='ddim', eta=0.0))
+    PredictionGraph(model)
