@@ -148,3 +148,30 @@ def test_page_in_chromium(server, browser, demo_model, tmp_path):
     assert not browser.find_element(By.ID, 'results').is_displayed()
     browser.save_screenshot(str(tmp_path / 'web_demo_error.png'))
     assert osp.getsize(tmp_path / 'web_demo.png') > 10000
+
+
+def test_tool_serves_the_page_and_checks_its_options():
+    import re
+    import subprocess
+    import sys
+
+    from hidiff_mm.apis.demo_model import REPO
+    tool = osp.join(REPO, 'tools', 'web_demo.py')
+    proc = subprocess.Popen([sys.executable, tool, '--port', '0'], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = ''
+        while 'http://' not in line:  # after MMEngine's log lines
+            line = proc.stdout.readline()
+            assert line, 'the tool exited before serving'
+        url = re.search(r'http://[\d.]+:\d+', line).group(0)
+        assert 'hidiff_demo_shake.py on cpu' in line
+        with urllib.request.urlopen(url) as resp:
+            assert b'HI-Diff deblurring' in resp.read()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    bad = subprocess.run([sys.executable, tool, '--tile', '12'], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith(
+        'web_demo.py: error: tile must be a positive multiple of 8')
