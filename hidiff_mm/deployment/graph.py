@@ -97,22 +97,18 @@ class PredictionGraph(nn.Module):
             raise ValueError('the sampler draws noise at every step (ddim with eta > 0); a graph '
                              'would freeze those draws. Export with a deterministic sampler '
                              "(the default 'posterior_mean', or ddim with eta=0)")
+        head.encoder_s1 = None  # the stage-1 encoder (training only) stays out of the graph
         self.encoder = _ExportableEncoder(head.encoder_s2)
-        self.denoiser = head.denoiser
-        self.scheduler = head.scheduler
-        self.scheduler.set_timesteps(steps)
-        self.timesteps = self.scheduler.inference_timesteps(steps)
+        self.head = head
+        self.steps = steps
+        self.timesteps = head.scheduler.inference_timesteps(steps)
         self.pad_multiple = model.pad_multiple
         self.prior_shape = (self.generator.prior_tokens, self.generator.prior_channels)
 
     def prior(self, padded: torch.Tensor, z_T: torch.Tensor) -> torch.Tensor:
-        """padded: (B, 3, H', W'); z_T: (B, N, C') -> the sampled prior z_0 (B, N, C')."""
-        cond = self.encoder(padded)
-        z = z_T
-        for t in self.timesteps:
-            steps = torch.full((z.shape[0], ), t, dtype=torch.long, device=z.device)
-            z = self.scheduler.step(self.denoiser(z, cond, steps), t, z).prev_sample
-        return z
+        """padded: (B, 3, H', W'); z_T: (B, N, C') -> the sampled prior z_0 (B, N, C'), by the
+        head's own sampling loop (``reverse_chain``: the steps are constants of the trace)."""
+        return self.head.reverse_chain(z_T, self.encoder(padded), num_inference_steps=self.steps)
 
     def forward(self, image: torch.Tensor, z_T: torch.Tensor) -> torch.Tensor:
         """image: (B, 3, H, W) in the model's range; z_T: (B, N, C') -> (B, 3, H, W)."""
