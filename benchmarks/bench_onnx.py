@@ -20,8 +20,9 @@ All three see the same input (``torch.rand`` after ``torch.manual_seed(0)``) and
 ``z_T`` (seed 0). Each case runs in a fresh process (``_common.run_worker``): one warm-up and
 the median of ``--repeats`` runs; sizes above 512x512 pixels run ``--repeats-large`` runs without
 a warm-up. *memory* is the peak RSS of the timed runs minus the RSS once the model (or session)
-is ready. The output difference is against the exact path. Markdown to stdout, progress to
-stderr.
+is ready. The output difference is against the exact path. A case that fails (e.g. killed for
+memory, exit -9) is reported as such and the others still run. Markdown to stdout, progress and
+each case's numbers to stderr.
 """
 import argparse
 import json
@@ -134,15 +135,23 @@ def main() -> None:
             results, outputs = {}, {}
             for case in CASES:
                 out = osp.join(folder, f'{case}.npy')
-                results[case] = run_worker(SCRIPT, [
-                    '--worker', case, '--size', f'{w}x{h}', '--repeats', str(repeats),
-                    '--warmup', str(int(not large)), '--threads', str(args.threads),
-                    '--weights', prep['weights'], '--graph', prep['graph'], '--output', out],
-                    args.threads)
+                try:
+                    results[case] = run_worker(SCRIPT, [
+                        '--worker', case, '--size', f'{w}x{h}', '--repeats', str(repeats),
+                        '--warmup', str(int(not large)), '--threads', str(args.threads),
+                        '--weights', prep['weights'], '--graph', prep['graph'], '--output',
+                        out], args.threads)
+                except RuntimeError as err:  # e.g. killed for memory (exit -9): keep the rest
+                    results[case] = dict(failed=str(err).split(' failed ')[-1])
+                    print(f'  [{case} {w}x{h}] {results[case]["failed"]}', file=sys.stderr)
+                    continue
                 outputs[case] = np.load(out)
-            for case in CASES:
-                results[case]['max_abs_diff_vs_exact'] = float(
-                    np.abs(outputs[case] - outputs['exact']).max())
+                print(f'  [{case} {w}x{h}] {json.dumps(results[case])}', file=sys.stderr,
+                      flush=True)
+            for case in outputs:
+                if 'exact' in outputs:
+                    results[case]['max_abs_diff_vs_exact'] = float(
+                        np.abs(outputs[case] - outputs['exact']).max())
             rows.append((f'{w}x{h}', results))
     print(f'Machine: {cpu_name()}, {args.threads} threads; export {prep["export_s"]:.0f} s\n')
     print('| input | ' + ' | '.join(NAMES[c] for c in CASES) + ' | onnxruntime / fast | '
@@ -150,12 +159,23 @@ def main() -> None:
           '(onnxruntime, fast) |')
     print('|---' * 8 + '|')
     for label, r in rows:
-        t = {c: r[c]['median_s'] for c in CASES}
-        print(f'| {label} | ' + ' | '.join(f'{t[c]:.2f} s' for c in CASES)
-              + f' | {t["onnxruntime"] / t["fast"]:.2f} | {t["onnxruntime"] / t["exact"]:.2f} | '
-              + ' / '.join(gib(r[c]['memory_bytes']) for c in CASES)
-              + f' | {r["onnxruntime"]["max_abs_diff_vs_exact"]:.1e}, '
-              f'{r["fast"]["max_abs_diff_vs_exact"]:.1e} |')
+        def time_of(c):
+            return f'{r[c]["median_s"]:.2f} s' if 'median_s' in r[c] else r[c]['failed']
+
+        def ratio(a, b):
+            ok = 'median_s' in r[a] and 'median_s' in r[b]
+            return f'{r[a]["median_s"] / r[b]["median_s"]:.2f}' if ok else 'n/a'
+
+        def mem(c):
+            return gib(r[c]['memory_bytes']) if 'memory_bytes' in r[c] else 'n/a'
+
+        def diff(c):
+            value = r[c].get('max_abs_diff_vs_exact')
+            return 'n/a' if value is None else f'{value:.1e}'
+        print(f'| {label} | ' + ' | '.join(time_of(c) for c in CASES)
+              + f' | {ratio("onnxruntime", "fast")} | {ratio("onnxruntime", "exact")} | '
+              + ' / '.join(mem(c) for c in CASES)
+              + f' | {diff("onnxruntime")}, {diff("fast")} |')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(machine=cpu_name(), threads=args.threads, export_s=prep['export_s'],
