@@ -3,9 +3,11 @@
 
 1. Evaluate the shipped demo model (``demo_model/``, trained by this project's recipe
    ``configs/hidiff_demo_shake.py`` and its continuations) on three seeds of each held-out
-   procedural camera-shake test set (shapes; dead leaves) and on real photographs blurred by
-   camera shake (never trained on); print PSNR/SSIM of the blurry input and of the output.
-2. Draw (a) blurry | HI-Diff | sharp for a few test images of each set and for photographs, (c) the
+   procedural camera-shake test set (shapes; dead leaves), on real photographs blurred by
+   camera shake (never trained on) and on sharp photographs, which must come out as they went
+   in; print PSNR/SSIM of the blurry input and of the output.
+2. Draw (a) blurry | HI-Diff | sharp for a few test images of each set and for photographs (with
+   "sharp in, sharp out" rows under them), (c) the
    diffusion trajectory (the output guided by each prior z_T ... z_0) for one image.
 3. Fine-tune the model briefly through the real pipeline: ``tools/train.py`` with
    ``configs/hidiff_demo_shake_finetune.py`` (stage 1, StageSwitchHook, stage 2, the runner's
@@ -40,7 +42,8 @@ sys.path.insert(0, REPO)
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, diffusion_trajectory, list_images  # noqa: E402
 from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, format_summary,  # noqa: E402
-                                       init_demo_model, procedural_test_pairs, summarize)
+                                       init_demo_model, procedural_test_pairs, sharp_photo_pairs,
+                                       summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
 from hidiff_mm.visualization.figures import (read_scalars, side_by_side_figure,  # noqa: E402
                                              training_curves_figure, trajectory_figure)
@@ -48,6 +51,7 @@ from hidiff_mm.visualization.figures import (read_scalars, side_by_side_figure, 
 FINETUNE_CONFIG = 'configs/hidiff_demo_shake_finetune.py'
 GAIN_TARGET = 2.0  # dB over the blurry input, on every seed
 FIGURE_ROWS = 4
+SHARP_ROWS = 2  # "sharp in, sharp out" rows under the blurred photographs
 SWITCH_ITER = 60  # of FINETUNE_CONFIG
 
 
@@ -158,6 +162,11 @@ def evaluate(model, seeds: List[int], num: int, figures: str,
     photos = evaluate_pairs(model, make_photo_pairs(seed=0), self_ensemble)
     results['photos'] = summarize(photos)
     print(format_summary('photographs blurred by camera shake', results['photos']), flush=True)
+    sharp = evaluate_pairs(model, sharp_photo_pairs(), self_ensemble)
+    results['sharp_photos'] = summarize_sharp(sharp)
+    print(f'sharp photographs in, output to input: {results["sharp_photos"]["psnr_mean"]:.2f} dB '
+          f'on average, worst {results["sharp_photos"]["psnr_min"]:.2f} dB '
+          f'({len(sharp)} images)', flush=True)
 
     results['figures'] = {}
     for key, name, label in (('seeds', 'side_by_side', 'procedural camera-shake test set'),
@@ -166,9 +175,11 @@ def evaluate(model, seeds: List[int], num: int, figures: str,
         results['figures'][name] = side_by_side_figure(
             examples, osp.join(figures, f'a_{name}.png'),
             title=f'demo model, {label} (seed {seeds[0]})')
+    sharp_rows = [dict(r, input_label='sharp in') for r in sharp[:SHARP_ROWS]]
     results['figures']['photos_side_by_side'] = side_by_side_figure(
-        photos[:FIGURE_ROWS], osp.join(figures, 'a_photos_side_by_side.png'),
-        title='demo model, photographs blurred by camera shake (never trained on)')
+        photos[:FIGURE_ROWS] + sharp_rows, osp.join(figures, 'a_photos_side_by_side.png'),
+        title='demo model, photographs blurred by camera shake, and sharp in, sharp out '
+        '(never trained on)')
     for r in photos:
         write_rgb(osp.join(figures, 'photos', f'{r["name"]}_blurry.png'), r['blurry'])
         write_rgb(osp.join(figures, 'photos', f'{r["name"]}_hidiff.png'), r['output'])
@@ -270,6 +281,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'  {label}: {", ".join(f"{g:+.2f}" for g in gains)} dB '
               f'({"met" if min(gains) >= GAIN_TARGET else "NOT met"})')
     print(f'  photographs (seed 0): {summary["photos"]["psnr_gain"]:+.2f} dB')
+    print(f'  sharp photographs in, output to input: '
+          f'{summary["sharp_photos"]["psnr_mean"]:.2f} dB on average, worst '
+          f'{summary["sharp_photos"]["psnr_min"]:.2f} dB')
     print('quickstart: figures')
     figure_paths = dict(summary['figures'])
     if 'finetune' in summary:

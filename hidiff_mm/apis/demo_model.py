@@ -19,6 +19,7 @@ import torch
 from mmagic.evaluation.metrics import psnr, ssim
 
 from hidiff_mm.datasets.dead_leaves import make_dead_leaves_image
+from hidiff_mm.datasets.photos import SHARP_PHOTOS, load_photos
 from hidiff_mm.datasets.synthetic import make_sharp_image, make_split_pair
 from .inference import deblur, init_model
 
@@ -53,6 +54,13 @@ def procedural_test_pairs(seed: int, num: int = TEST_SET['num'], size: int = TES
             for i in range(num)]
 
 
+def sharp_photo_pairs(size: int = 256) -> List[Pair]:
+    """``[(name, sharp, sharp)]`` for the photographs of
+    :data:`~hidiff_mm.datasets.photos.SHARP_PHOTOS`: "sharp in, sharp out", where the output
+    is scored against the input itself."""
+    return [(name, img, img) for name, img in load_photos(size, SHARP_PHOTOS)]
+
+
 def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair],
                    self_ensemble: Optional[bool] = None) -> List[Dict]:
     """Deblur each pair's blurred image (prior seed = its index) and score it;
@@ -84,6 +92,30 @@ def summarize(results: Sequence[Dict]) -> Dict[str, float]:
     summary['ssim_gain'] = summary['ssim_output'] - summary['ssim_blurry']
     summary['num_images'] = len(results)
     return summary
+
+
+def summarize_sharp(results: Sequence[Dict]) -> Dict:
+    """What the model does to sharp images (:func:`sharp_photo_pairs` through
+    :func:`evaluate_pairs`): mean and worst PSNR of the output to the input, per image too."""
+    psnrs = {r['name']: r['psnr_output'] for r in results}
+    return dict(psnr_mean=float(np.mean(list(psnrs.values()))),
+                psnr_min=float(min(psnrs.values())), psnr=psnrs)
+
+
+def photo_gain_by_blur(per_image: Sequence[Dict], edges: Sequence[float] = (24.0, 28.0)
+                       ) -> List[Dict]:
+    """The photographs grouped by the PSNR of their blurry input (below ``edges[0]``, between,
+    ``edges[-1]`` and above): per group the number of images, how many improved and the mean
+    gain. ``per_image``: dicts with ``psnr_blurry`` and ``psnr_output``."""
+    bounds = [-np.inf, *edges, np.inf]
+    groups = []
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        rows = [r for r in per_image if low <= r['psnr_blurry'] < high]
+        gains = [r['psnr_output'] - r['psnr_blurry'] for r in rows]
+        groups.append(dict(low=float(low), high=float(high), images=len(rows),
+                           improved=sum(g > 0 for g in gains),
+                           mean_gain=float(np.mean(gains)) if gains else None))
+    return groups
 
 
 def format_summary(label: str, summary: Dict[str, float]) -> str:
