@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..models.layers import convert_for_device
 from ..utils.checkpoint import check_fits, state_dict_of
 from ..utils.io import load_weights_file
 
@@ -37,7 +38,9 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
         cfg_options: overrides merged into the config (as ``--cfg-options`` does).
 
     Returns:
-        The model in eval mode on ``device``, with the config as ``model.cfg``.
+        The model in eval mode on ``device``, with the config as ``model.cfg``, converted for
+        ``device`` (``convert_for_device``: by default the fast form of the blocks on the CPU,
+        the exact form elsewhere; ``print(model)`` names it).
 
     Raises:
         FileNotFoundError: the config or the checkpoint does not exist.
@@ -66,7 +69,7 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
     if checkpoint is not None:
         load_weights(model, checkpoint)
     model.cfg = cfg
-    return model.to(device).eval()
+    return convert_for_device(model.to(device), device).eval()
 
 
 def check_device(device: Union[str, torch.device]) -> torch.device:

@@ -80,9 +80,9 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
         probe_size: side of the probe image; a multiple of the backbone's downsampling factor.
         in_channels: channels of the probe image.
         accept_plain_state_dict: see above.
-        fast_path: the form of the modules that have a fast one (the HIMs; MMagic's backbones
-            have none), as for ``HIDiffTransformer``: ``'cpu'`` (default) fast while on the CPU,
-            True / False fast / exact everywhere.
+        fast_path: the form that ``convert_for_device`` gives the modules that have a fast one
+            (the HIMs; MMagic's backbones have none), as for ``HIDiffTransformer``: ``'cpu'``
+            (default) fast for the CPU, True / False fast / exact everywhere. Built exact.
         init_cfg: MMEngine init config of the wrapper (the backbone keeps its own).
     """
 
@@ -303,4 +303,5 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
     def extra_repr(self) -> str:
         points = ', '.join(f'{p.where} {p.name} (C={p.channels}, level {p.level})'
                            for p in self.points.values())
-        return f'prior=({self.prior_tokens}, {self.prior_channels}), insertion points: {points}'
+        return (f'prior=({self.prior_tokens}, {self.prior_channels}), insertion points: {points}'
+                f', {super().extra_repr()}')
