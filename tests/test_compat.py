@@ -20,6 +20,7 @@ from hidiff_mm import compat
 from hidiff_mm.engine import CheckpointGlobalsMixin, WeightsOnlyRunner, build_runner
 from hidiff_mm.utils import checkpoint_globals
 from hidiff_mm.utils.checkpoint_globals import mmengine_checkpoint_globals
+from hidiff_mm.utils.errors import ConfigError
 
 FULL_MMCV = compat._mmcv_ext_present()
 needs_stand_in = pytest.mark.skipif(FULL_MMCV, reason='full mmcv with compiled ops is installed')
@@ -289,7 +290,7 @@ def test_build_runner_classes(monkeypatch):
     assert build_runner(Config(dict(runner_type='WeightsOnlyRunner'))).cls is WeightsOnlyRunner
     mixed = build_runner(Config(dict(runner_type='OwnRunner'))).cls
     assert issubclass(mixed, OwnRunner) and issubclass(mixed, CheckpointGlobalsMixin)
-    with pytest.raises(KeyError, match='NoSuchRunner'):
+    with pytest.raises(ConfigError, match='NoSuchRunner'):
         build_runner(Config(dict(runner_type='NoSuchRunner')))
 
 

@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from hidiff_mm.engine import build_runner
 from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
 from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
-from hidiff_mm.utils.cli import key_value, run
+from hidiff_mm.utils.cli import key_value, run, user_input
 from hidiff_mm.utils.io import load_weights_file
 
 
@@ -91,10 +91,11 @@ class SaveMetricHook(Hook):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    with user_input(f'config {args.config}'):
+        cfg = Config.fromfile(args.config)
+        cfg.launcher = args.launcher
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -109,6 +110,10 @@ def main(argv=None):
     # The stage-1 encoder is not used for prediction (converted official test files lack it).
     check_fits(runner.model, state, args.checkpoint, optional=['prior_head.encoder_s1.'])
     del state
+    check_options = getattr(runner.model, 'prediction_options', None)
+    if check_options is not None:  # a bad model.test_cfg is the config's, not a bug
+        with user_input(f'config {args.config}'):
+            check_options()
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
     if args.out:

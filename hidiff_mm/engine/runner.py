@@ -21,6 +21,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..utils.checkpoint_globals import mmengine_checkpoint_globals
+from ..utils.errors import ConfigError
 from .hooks import FastPathHook
 
 
@@ -54,7 +55,7 @@ def build_runner(cfg: Config) -> Runner:
     runner_type = cfg.get('runner_type', WeightsOnlyRunner)
     runner_cls = RUNNERS.get(runner_type) if isinstance(runner_type, str) else runner_type
     if runner_cls is None:
-        raise KeyError(f'runner_type {runner_type!r} is not a registered runner')
+        raise ConfigError(f'runner_type {runner_type!r} is not a registered runner')
     if not issubclass(runner_cls, CheckpointGlobalsMixin):
         runner_cls = type(runner_cls.__name__, (CheckpointGlobalsMixin, runner_cls), {})
     runner = runner_cls.from_cfg(cfg)

@@ -10,5 +10,6 @@ from .stage_switch_hook import StageSwitchHook
 
 __all__ = [
     'AtomicCheckpointHook', 'CompileGeneratorHook', 'DiffusionSettingsHook', 'ExactResumeHook',
-    'FastPathHook', 'PriorRampHook', 'ProgressivePatchHook', 'SignalCheckpointHook', 'StageSwitchHook'
+    'FastPathHook', 'PriorRampHook', 'ProgressivePatchHook', 'SignalCheckpointHook',
+    'StageSwitchHook'
 ]

@@ -6,6 +6,7 @@ from mmagic.registry import MODELS
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ...utils.errors import ConfigError
 from ..layers.fast_path import DEFAULT_STRIP_PIXELS, FastPathPolicy, channels_last, fast_form_of
 from ..layers.prior_pyramid import PriorTokenPool
 from .hidiff_blocks import Downsample, HIDiffLevel, PatchEmbed, Upsample
@@ -67,9 +68,9 @@ class HIDiffTransformer(FastPathPolicy):
                  strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
         super().__init__()
         if prior_tokens % 4:
-            raise ValueError(f'prior_tokens must be divisible by 4, got {prior_tokens}')
+            raise ConfigError(f'prior_tokens must be divisible by 4, got {prior_tokens}')
         if len(num_blocks) != 4 or len(heads) != 4:
-            raise ValueError('num_blocks and heads need one entry per level (4)')
+            raise ConfigError('num_blocks and heads need one entry per level (4)')
         self.prior_channels = prior_channels
         self.prior_tokens = prior_tokens
         self.with_cp = with_cp

@@ -9,6 +9,7 @@ from mmagic.registry import MODELS
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
+from ...utils.errors import ConfigError
 from .prediction import BlindPrediction
 
 
@@ -99,7 +100,7 @@ class HIDiffGAN(BlindPrediction, BaseEditModel):
 
     def forward_train(self, inputs, data_samples=None, **kwargs):
         """Not a GAN step: MMEngine's default DDP wrapper calls it instead of ``train_step``."""
-        raise RuntimeError(
+        raise ConfigError(
             'HIDiffGAN trains through its own train_step (generator and discriminator '
             'alternately); for distributed training set model_wrapper_cfg = '
             "dict(type='MMSeparateDistributedDataParallel'), MMEngine's default DDP wrapper "
@@ -162,7 +163,7 @@ class HIDiffGAN(BlindPrediction, BaseEditModel):
         output, with G untouched. Returns the log variables."""
         if not isinstance(optim_wrapper, OptimWrapperDict) or \
                 not {'generator', 'discriminator'} <= set(optim_wrapper.keys()):
-            raise TypeError(
+            raise ConfigError(
                 'HIDiffGAN needs an OptimWrapperDict with keys generator and discriminator: '
                 "optim_wrapper = dict(constructor='MultiOptimWrapperConstructor', "
                 "generator=dict(modules=['generator', 'prior_head'], ...), "

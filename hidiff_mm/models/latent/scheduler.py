@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from mmagic.registry import DIFFUSION_SCHEDULERS
 
+from ...utils.errors import ConfigError
 from .beta_schedules import make_betas
 from .samplers import build_sampler
 
@@ -28,9 +29,9 @@ def check_num_inference_steps(num_inference_steps: int, num_train_timesteps: int
     """Raise ``ValueError`` unless ``num_inference_steps`` is an integer in [1, T]."""
     if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
             or not 1 <= num_inference_steps <= num_train_timesteps):
-        raise ValueError(f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
-                         f'(the schedule has T = {num_train_timesteps} steps), '
-                         f'got {num_inference_steps!r}')
+        raise ConfigError(f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
+                          f'(the schedule has T = {num_train_timesteps} steps), '
+                          f'got {num_inference_steps!r}')
 
 
 @dataclass
@@ -91,8 +92,8 @@ class HIDiffScheduler:
                  draw_step_noise: bool = False,
                  sampler: Union[str, dict] = 'posterior_mean') -> None:
         if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f'prediction_type must be one of {list(PREDICTION_TYPES)} (eps, '
-                             f'x0, v), got {prediction_type!r}')
+            raise ConfigError(f'prediction_type must be one of {list(PREDICTION_TYPES)} (eps, '
+                              f'x0, v), got {prediction_type!r}')
         betas = make_betas(beta_schedule, num_train_timesteps, beta_start, beta_end)
         alphas = 1. - betas
         abar = np.cumprod(alphas)
@@ -159,7 +160,7 @@ class HIDiffScheduler:
                               for k in wrong)
             fixes = ', '.join(f'model.prior_head.scheduler.{k}={trained.get(k)!r}'
                               for k in wrong)
-            raise ValueError(
+            raise ConfigError(
                 'the checkpoint\'s denoiser was trained with another schedule or '
                 f'parameterisation ({pairs}); its outputs cannot be sampled with this one. '
                 f'Set {fixes} (the sampler and its steps may differ)')

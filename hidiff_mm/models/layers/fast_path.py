@@ -25,6 +25,8 @@ from typing import Callable, List, Optional, Tuple, Type, Union
 import torch
 from torch import nn
 
+from ...utils.errors import ConfigError
+
 DEFAULT_STRIP_PIXELS = 1 << 14
 
 #: The (exact, fast) module pairs, filled by :func:`fast_form_of`; the equivalence tests are
@@ -53,7 +55,7 @@ def fast_form_of(exact: Type[nn.Module]) -> Callable[[type], type]:
 
 def _check_strip_pixels(strip_pixels: int) -> None:
     if strip_pixels < 1:
-        raise ValueError(f'strip_pixels must be positive, got {strip_pixels}')
+        raise ConfigError(f'strip_pixels must be positive, got {strip_pixels}')
 
 
 def _swap_forms(module: nn.Module, fast: bool,
@@ -148,7 +150,7 @@ class FastPathPolicy(nn.Module):
                             strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
         """Store the setting (True, False or ``'cpu'``) and the row-strip size."""
         if fast_path not in (True, False, 'cpu'):
-            raise ValueError(f"fast_path must be True, False or 'cpu', got {fast_path!r}")
+            raise ConfigError(f"fast_path must be True, False or 'cpu', got {fast_path!r}")
         _check_strip_pixels(strip_pixels)
         self.fast_path = fast_path
         self.strip_pixels = strip_pixels
