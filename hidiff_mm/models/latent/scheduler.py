@@ -1,9 +1,10 @@
 """HI-Diff's diffusion schedule, parameterisation and reverse step (no network inside).
 
-The interface is the one of diffusers' and MMagic's schedulers (``set_timesteps``,
-``timesteps``, ``step(model_output, timestep, sample)``, ``add_noise(sample, noise,
-timesteps)``), so the sampling loop that calls the denoiser lives once, in
+It has the interface of :data:`~hidiff_mm.models.latent.prior_head.SCHEDULER_INTERFACE`
+(diffusers' method names, ``len() = T``, ``set_timesteps(None)`` = all T steps, integer steps,
+``settings()``), so the sampling loop that calls the denoiser lives once, in
 :class:`~hidiff_mm.models.latent.prior_head.LatentPriorHead`, and works for any step subset.
+Diffusers' and MMagic's own schedulers do not have that interface (the head refuses them).
 The step rule itself is a :mod:`~hidiff_mm.models.latent.samplers` object chosen by name.
 """
 from dataclasses import dataclass
