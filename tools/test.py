@@ -110,10 +110,6 @@ def main(argv=None):
     # The stage-1 encoder is not used for prediction (converted official test files lack it).
     check_fits(runner.model, state, args.checkpoint, optional=['prior_head.encoder_s1.'])
     del state
-    check_options = getattr(runner.model, 'prediction_options', None)
-    if check_options is not None:  # a bad model.test_cfg is the config's, not a bug
-        with user_input(f'config {args.config}'):
-            check_options()
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
     if args.out:

@@ -8,6 +8,7 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
+from ...utils.cli import user_input
 from ...utils.errors import ConfigError, InputError
 from ...utils.io import load_weights_file
 from .prediction import BlindPrediction
@@ -73,7 +74,8 @@ class HIDiff(BlindPrediction, BaseEditModel):
         self.init_from_stage1 = init_from_stage1
         self.stage = 0
         self.set_stage(stage)
-        self.prediction_options()  # a bad test_cfg fails at construction
+        with user_input('model.test_cfg'):  # a bad test_cfg fails at construction, in one line
+            self.prediction_options()
 
     def init_weights(self) -> None:
         """MMEngine's initialisation, then the stage-1 weights if ``init_from_stage1`` is set."""
