@@ -119,6 +119,7 @@ def ddp_case(device, args, clock: Clock, results: List[Dict], until: float) -> N
         return
 
     def case():
+        from hidiff_mm.utils import load_weights_file
         tmp = tempfile.mkdtemp(prefix='hidiff_gpu_check_')
         data, work_dir = osp.join(tmp, 'data'), osp.join(tmp, 'work')
         env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -137,10 +138,10 @@ def ddp_case(device, args, clock: Clock, results: List[Dict], until: float) -> N
             f.write(proc.stdout[-200000:] + '\n----- stderr -----\n' + proc.stderr[-200000:])
         if proc.returncode != 0:
             raise RuntimeError(f'train.py exited {proc.returncode}: {proc.stderr[-1500:]}')
-        ckpt_path = osp.join(work_dir, f'iter_{args.ddp_iters}.pth')
-        ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
-        stages = {osp.basename(p): torch.load(p, map_location='cpu', weights_only=True)
-                  ['meta'].get('hidiff_stage') for p in glob.glob(osp.join(work_dir, 'iter_*.pth'))}
+        # MMEngine checkpoints: weights only, with MMEngine's globals in their scope
+        ckpt = load_weights_file(osp.join(work_dir, f'iter_{args.ddp_iters}.pth'))
+        stages = {osp.basename(p): load_weights_file(p)['meta'].get('hidiff_stage')
+                  for p in glob.glob(osp.join(work_dir, 'iter_*.pth'))}
         raw = {k[len('module.'):]: v for k, v in ckpt.get('ema_state_dict', {}).items()
                if k.startswith('module.')}
         ema_differs = any(not torch.equal(v, ckpt['state_dict'][k]) for k, v in raw.items()
