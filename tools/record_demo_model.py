@@ -40,6 +40,7 @@ from hidiff_mm.apis.demo_model import (DEMO_DIR, DEMO_RECORD, DEMO_WEIGHTS,  # n
                                        photo_gain_by_blur, procedural_test_pairs, sharp_photo_pairs,
                                        summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
+from hidiff_mm.utils.io import load_weights_file  # noqa: E402
 from hidiff_mm.visualization.figures import chain_scalars, training_curves_figure  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -60,7 +61,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def export_weights(checkpoint: str, out: str) -> dict:
     """Write the float16 state dict of ``checkpoint`` to ``out`` (atomically); its meta."""
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    ckpt = load_weights_file(checkpoint)  # weights only, MMEngine's globals in their scope
     state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt['state_dict'].items()}
     meta = dict(source=osp.basename(checkpoint), iter=ckpt['meta'].get('iter'),
                 seed=ckpt['meta'].get('seed'), dtype='float16')

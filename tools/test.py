@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from hidiff_mm.engine import build_runner
 from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
 from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
-from hidiff_mm.utils.cli import key_value, run
+from hidiff_mm.utils.cli import key_value, run, user_input
 from hidiff_mm.utils.io import load_weights_file
 
 
@@ -91,10 +91,11 @@ class SaveMetricHook(Hook):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    with user_input(f'config {args.config}'):
+        cfg = Config.fromfile(args.config)
+        cfg.launcher = args.launcher
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

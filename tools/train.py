@@ -38,6 +38,7 @@ from hidiff_mm.engine.fault_tolerance import checkpoint_to_load, training_fault
 from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
 from hidiff_mm.utils import cli
 from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
+from hidiff_mm.utils.errors import ConfigError
 
 
 def parse_args(argv=None):
@@ -92,8 +93,8 @@ def enable_amp(cfg):
                       level=logging.WARNING)
             continue
         if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
-            raise ValueError('`--amp` is only supported when the optimizer wrapper type is '
-                             f'OptimWrapper, but got {wrapper.get("type")}.')
+            raise ConfigError('`--amp` is only supported when the optimizer wrapper type is '
+                              f'OptimWrapper, but got {wrapper.get("type")}.')
         wrapper.type = 'AmpOptimWrapper'
         wrapper.loss_scale = 'dynamic'
 
@@ -124,7 +125,8 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_cfg(args)
+    with cli.user_input(f'config {args.config}'):
+        cfg = build_cfg(args)
     fault_tolerant_hooks(cfg)
     ckpt_path, checkpoint = checkpoint_to_load(cfg)
     setup_cpu_distributed(cfg, args.launcher)

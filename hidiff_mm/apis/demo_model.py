@@ -21,6 +21,7 @@ from mmagic.evaluation.metrics import psnr, ssim
 from hidiff_mm.datasets.dead_leaves import make_dead_leaves_image
 from hidiff_mm.datasets.photos import SHARP_PHOTOS, load_photos
 from hidiff_mm.datasets.synthetic import make_sharp_image, make_split_pair
+from ..utils.errors import InputError
 from .inference import deblur, init_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -49,7 +50,7 @@ def procedural_test_pairs(seed: int, num: int = TEST_SET['num'], size: int = TES
     of :data:`SCENES`; never trained on: training uses the train split), named like the files
     ``make_synthetic_blur.py --scene <scene>`` writes."""
     if scene not in SCENES:
-        raise ValueError(f'scene must be one of {sorted(SCENES)}, got {scene!r}')
+        raise InputError(f'scene must be one of {sorted(SCENES)}, got {scene!r}')
     return [(f'{i:06d}', *make_split_pair(seed, 'test', i, size, kernel_sizes, SCENES[scene]))
             for i in range(num)]
 
