@@ -88,8 +88,11 @@ def test_import_allows_exactly_the_mmengine_checkpoint_globals(report):
     assert report['refused'] is None  # a plain torch.load reads the MMEngine checkpoint
 
 
-def test_import_installs_only_the_stand_in(report):
-    assert report['finders'] == ([] if compat._mmcv_ext_present() else ['_MMCVOpsStubFinder'])
+def test_import_installs_only_the_stand_ins(report):
+    expected = [] if compat._mmcv_ext_present() else ['_MMCVOpsStubFinder']
+    if compat.controlnet_aux_stand_in_needed():
+        expected.append('_ControlnetAuxFinder')
+    assert report['finders'] == expected
 
 
 @pytest.mark.skipif(compat._mmcv_ext_present(), reason='full mmcv with compiled ops is installed')
