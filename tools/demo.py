@@ -24,6 +24,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
+
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, init_model, list_images, read_image  # noqa: E402
 from hidiff_mm.utils.cli import run, user_input  # noqa: E402

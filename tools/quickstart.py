@@ -20,7 +20,9 @@ The figures, the deblurred images and ``summary.json`` go to ``--out`` (default
 ``work_dirs/quickstart``). ``--photo PATH`` (an image or a folder) instead deblurs your own
 images with the demo model, into the same folder as the figures.
 
-Run from anywhere: ``.venv/bin/python tools/quickstart.py`` (paths are relative to the repo).
+Run from anywhere: ``.venv/bin/python tools/quickstart.py`` (relative paths are the repo's; run
+from an installed package, ``<site-packages>/hidiff_mm/.mim/tools/quickstart.py``, they are the
+working directory's).
 Extra arguments after ``--`` go to ``tools/train.py`` (e.g. ``-- --cfg-options
 train_cfg.max_iters=60``).
 """
@@ -36,8 +38,9 @@ from typing import Dict, List, Optional
 import cv2
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the repo, or an installed hidiff_mm/.mim
 sys.path.insert(0, REPO)
+ROOT = os.getcwd() if osp.basename(REPO) == '.mim' else REPO  # what relative paths start from
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, diffusion_trajectory, list_images  # noqa: E402
@@ -87,7 +90,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def repo_path(path: str) -> str:
-    return path if osp.isabs(path) else osp.join(REPO, path)
+    return path if osp.isabs(path) else osp.join(ROOT, path)
 
 
 def tool_env() -> Dict[str, str]:
@@ -114,7 +117,7 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
 
 def shown(path: str) -> str:
     """``path`` relative to the repo when it lies inside it."""
-    return osp.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
+    return osp.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
 
 
 def write_rgb(path: str, rgb) -> str:
@@ -199,13 +202,14 @@ def start_finetune(args: argparse.Namespace, log_path: str) -> subprocess.Popen:
     thread, its log in ``log_path``)."""
     if not osp.isdir(osp.join(repo_path(args.data), 'test', 'target')):
         k_min, k_max = TEST_SET['kernel_sizes']
-        run('tools/make_synthetic_blur.py', '--out', args.data, '--num-train', '200',
+        run('tools/make_synthetic_blur.py', '--out', repo_path(args.data), '--num-train', '200',
             '--num-val', '20', '--size', str(TEST_SET['size']), '--kernel-sizes', str(k_min),
             str(k_max), '--seed', str(args.seeds[0]))
-    data_options = [f'train_dataloader.dataset.data_root={args.data}/train',
-                    f'val_dataloader.dataset.data_root={args.data}/test',
-                    f'test_dataloader.dataset.data_root={args.data}/test']
-    train_cmd = ['tools/train.py', FINETUNE_CONFIG, '--work-dir', args.work_dir]
+    data = repo_path(args.data)
+    data_options = [f'train_dataloader.dataset.data_root={data}/train',
+                    f'val_dataloader.dataset.data_root={data}/test',
+                    f'test_dataloader.dataset.data_root={data}/test']
+    train_cmd = ['tools/train.py', FINETUNE_CONFIG, '--work-dir', repo_path(args.work_dir)]
     if last_checkpoint(args.work_dir):
         train_cmd.append('--resume')  # finishes an interrupted run; a finished one returns at once
     extra = list(args.train_args)

@@ -30,15 +30,18 @@ import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+from quiet import quiet_imports  # tools/quiet.py (tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
-from hidiff_mm.engine import SignalCheckpointHook, build_runner, fault_tolerant_hooks
-from hidiff_mm.engine.fault_tolerance import checkpoint_to_load, training_fault
-from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
-from hidiff_mm.utils import cli
-from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
-from hidiff_mm.utils.errors import ConfigError
+from hidiff_mm.engine import SignalCheckpointHook, build_runner, fault_tolerant_hooks  # noqa: E402
+from hidiff_mm.engine.fault_tolerance import checkpoint_to_load, training_fault  # noqa: E402
+from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed  # noqa: E402
+from hidiff_mm.utils import cli  # noqa: E402
+from hidiff_mm.utils.checkpoint import check_fits, state_dict_of  # noqa: E402
+from hidiff_mm.utils.errors import ConfigError  # noqa: E402
 
 
 def parse_args(argv=None):

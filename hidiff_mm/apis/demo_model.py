@@ -21,12 +21,14 @@ from mmagic.evaluation.metrics import psnr, ssim
 from hidiff_mm.datasets.dead_leaves import make_dead_leaves_image
 from hidiff_mm.datasets.photos import SHARP_PHOTOS, load_photos
 from hidiff_mm.datasets.synthetic import make_sharp_image, make_split_pair
-from ..utils.errors import InputError
+from hidiff_mm.utils.errors import InputError
+from hidiff_mm.utils.mim import mim_path
 from .inference import deblur, init_model
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO_DIR = osp.join(REPO, 'demo_model')
-DEMO_CONFIG = osp.join(REPO, 'configs', 'hidiff_demo_shake.py')
+# The package's copies (hidiff_mm/.mim: links to the repository's folders in a checkout, files
+# in an installed wheel), so that the demo model works from any working directory.
+DEMO_DIR = mim_path('demo_model')
+DEMO_CONFIG = mim_path('configs', 'hidiff_demo_shake.py')
 DEMO_WEIGHTS = osp.join(DEMO_DIR, 'hidiff_demo_shake.pth')
 DEMO_RECORD = osp.join(DEMO_DIR, 'record.json')
 # The procedural test sets of the record: 128 px scenes, shake kernels of 9-31 px.

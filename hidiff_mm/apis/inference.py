@@ -184,18 +184,27 @@ def _norm(model: torch.nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def image_to_tensor(model: torch.nn.Module, img: np.ndarray) -> torch.Tensor:
     """BGR uint8 ``(H, W, 3)`` -> the model's input ``(1, 3, H, W)`` (RGB, normalised by the
-    model's data preprocessor, e.g. [0, 1] for mean 0 / std 255), on the model's device."""
+    model's data preprocessor, e.g. [0, 1] for mean 0 / std 255), on the model's device.
+
+    Contiguous, as MMagic's data pipeline gives it: a channels-last view makes the convolutions
+    take other kernels, whose results differ in the last bits."""
     mean, std = _norm(model)
-    rgb = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).permute(2, 0, 1)[None].float()
+    rgb = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).permute(2, 0, 1)[None]
+    rgb = rgb.contiguous().float()
     device = model_device(model)
     return (rgb.to(device) - mean.to(device)) / std.to(device)
 
 
 def tensor_to_image(model: torch.nn.Module, tensor: torch.Tensor) -> np.ndarray:
-    """The model's output ``(1, 3, H, W)`` -> BGR uint8 ``(H, W, 3)`` (clamped, rounded)."""
+    """The model's output ``(1, 3, H, W)`` -> BGR uint8 ``(H, W, 3)`` (clamped, rounded).
+
+    Rounded in the float32 steps of MMagic's inferencers (``tensor2img(pred_img / 255.)``), so
+    that MMagic's inference API writes the same bytes: rounding ``pred_img`` directly differs
+    at a ``.5`` tie that ``/ 255 * 255`` moves (about one pixel in 5,000)."""
     mean, std = _norm(model)
     rgb = tensor.float() * std.to(tensor.device) + mean.to(tensor.device)
-    rgb = rgb[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    rgb = ((rgb[0] / 255.).clamp(0, 1) * 255.).round().to(torch.uint8)
+    rgb = rgb.permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(rgb[..., ::-1])
 
 
