@@ -42,6 +42,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the repo, or an instal
 sys.path.insert(0, REPO)
 ROOT = os.getcwd() if osp.basename(REPO) == '.mim' else REPO  # what relative paths start from
 
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
+
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, diffusion_trajectory, list_images  # noqa: E402
 from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, format_summary,  # noqa: E402

@@ -34,6 +34,10 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
+
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis.demo_model import (DEMO_DIR, DEMO_RECORD, DEMO_WEIGHTS,  # noqa: E402
                                        evaluate_pairs, format_summary, init_demo_model,
