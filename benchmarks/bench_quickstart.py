@@ -9,7 +9,9 @@ Usage::
 * **Gain**: the shipped demo model (``demo_model/``) on ``--num-test`` images of each procedural
   camera-shake test set (shapes; dead leaves) for each seed, and on the blurred photographs for
   each seed: PSNR/SSIM
-  of the blurry input and of the output, the gain, and the wall time of each evaluation.
+  of the blurry input and of the output, the gain, and the wall time of each evaluation; the
+  photographs grouped by how blurred they are.
+* **Sharp in, sharp out**: the PSNR of the output to the input for sharp photographs.
   ``--self-ensemble`` measures the output averaged over the 8 dihedral transforms (8x the time).
 * **Wall time** (``--full``): ``tools/quickstart.py`` end to end in a fresh subprocess, into a
   temporary folder (its data, fine-tuning run and figures start from nothing), timed from the
@@ -35,7 +37,8 @@ sys.path.insert(0, REPO)
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, init_demo_model,  # noqa: E402
-                                       procedural_test_pairs, summarize)
+                                       photo_gain_by_blur, procedural_test_pairs, sharp_photo_pairs,
+                                       summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
 
 HEADER = ('| set | seed | images | blurry PSNR | HI-Diff PSNR | gain | blurry SSIM | '
@@ -70,17 +73,32 @@ def bench_gain(seeds: List[int], num: int, self_ensemble: bool = False) -> Dict:
     sets = (('procedural', lambda s: procedural_test_pairs(s, num)),
             ('dead_leaves', lambda s: procedural_test_pairs(s, num, scene='dead_leaves')),
             ('photos', lambda s: make_photo_pairs(seed=s)))
+    photo_rows = []
     for name, make in sets:
         for seed in seeds:
             start = time.perf_counter()
-            summary = summarize(evaluate_pairs(model, make(seed), self_ensemble))
+            rows = evaluate_pairs(model, make(seed), self_ensemble)
+            summary = summarize(rows)
             seconds = time.perf_counter() - start
             results[name][seed] = dict(summary, seconds=seconds)
             print(row(name, seed, summary, seconds), flush=True)
-    for name in results:
+            if name == 'photos':
+                photo_rows += rows
+    for name in list(results):
         gains = [r['psnr_gain'] for r in results[name].values()]
         print(f'{name}: gain {min(gains):+.2f} .. {max(gains):+.2f} dB over seeds '
               f'{seeds}, mean {sum(gains) / len(gains):+.2f} dB')
+    results['photos_by_blur'] = photo_gain_by_blur(photo_rows)
+    for group in results['photos_by_blur']:
+        gain = 'n/a' if group['mean_gain'] is None else f'{group["mean_gain"]:+.2f} dB'
+        print(f'photographs with blurry PSNR in [{group["low"]}, {group["high"]}): '
+              f'{group["images"]} images, {group["improved"]} improved, mean gain {gain}')
+    results['sharp_photos'] = summarize_sharp(
+        evaluate_pairs(model, sharp_photo_pairs(), self_ensemble))
+    print('sharp photographs, output to input: ' + ', '.join(
+        f'{name} {value:.2f}' for name, value in results['sharp_photos']['psnr'].items())
+        + f' dB; mean {results["sharp_photos"]["psnr_mean"]:.2f}, worst '
+        f'{results["sharp_photos"]["psnr_min"]:.2f} dB')
     return results
 
 

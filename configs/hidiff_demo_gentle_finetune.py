@@ -17,7 +17,7 @@ experiment_name = 'hidiff_demo_gentle_finetune'
 work_dir = f'./work_dirs/{experiment_name}'
 load_from = './demo_model/hidiff_demo_shake.pth'
 
-iters = 10000
+iters = 6000
 cosine = dict(type='CosineAnnealingLR', T_max=iters, eta_min=1e-5, begin=0, end=iters,
               by_epoch=False)
 optim_wrapper = dict(optimizer=dict(lr=3e-4))
