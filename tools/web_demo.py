@@ -19,11 +19,16 @@ from typing import List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
+
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import init_model  # noqa: E402
 from hidiff_mm.apis.demo_model import DEMO_CONFIG, DEMO_WEIGHTS  # noqa: E402
 from hidiff_mm.deployment.web_server import DeblurService, make_server  # noqa: E402
-from hidiff_mm.utils.cli import run  # noqa: E402
+from hidiff_mm.utils.cli import run, user_input  # noqa: E402
+from hidiff_mm.utils.errors import InputError  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -44,11 +49,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.checkpoint and not args.config:
-        raise ValueError('--checkpoint needs the --config it was trained with')
+        raise InputError('--checkpoint needs the --config it was trained with')
     config = args.config or DEMO_CONFIG
     checkpoint = args.checkpoint if args.config else DEMO_WEIGHTS
     model = init_model(config, checkpoint, args.device)
-    service = DeblurService(model, tile=args.tile or None, overlap=args.overlap)
+    with user_input('options'):
+        service = DeblurService(model, tile=args.tile or None, overlap=args.overlap)
     server = make_server(service, args.host, args.port)
     host, port = server.server_address[:2]
     print(f'HI-Diff web demo: {osp.basename(config)} on {args.device}; open '

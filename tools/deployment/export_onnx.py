@@ -21,14 +21,19 @@ from typing import List, Optional
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(TOOLS))  # the repository, where hidiff_mm is
+sys.path.insert(0, TOOLS)  # for quiet
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py)
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import init_model  # noqa: E402
 from hidiff_mm.apis.demo_model import DEMO_CONFIG, DEMO_WEIGHTS  # noqa: E402
 from hidiff_mm.deployment.onnx_export import export_onnx  # noqa: E402
 from hidiff_mm.deployment.onnx_runner import OnnxDeblurrer, import_extra  # noqa: E402
-from hidiff_mm.utils.cli import run  # noqa: E402
+from hidiff_mm.utils.cli import run, user_input  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -47,12 +52,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    import_extra('onnx')
-    if args.check:
-        import_extra('onnxruntime')
+    with user_input():  # a missing extra: one line with the install command
+        import_extra('onnx')
+        if args.check:
+            import_extra('onnxruntime')
     config = args.config or DEMO_CONFIG
     checkpoint = args.checkpoint if args.config else (args.checkpoint or DEMO_WEIGHTS)
     model = init_model(config, checkpoint, 'cpu')
+    with user_input('--steps'):
+        model.prediction_options(steps=args.steps)
     graph = export_onnx(model, args.out, steps=args.steps)
     size_mb = osp.getsize(args.out) / 2**20
     print(f'wrote {args.out} ({size_mb:.1f} MiB, {len(graph.timesteps)} sampler steps, '

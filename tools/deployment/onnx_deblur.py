@@ -28,7 +28,7 @@ sys.path.insert(0, TOOLS)  # for light_import
 from light_import import import_alone  # noqa: E402
 
 runner = import_alone('deployment.onnx_runner')
-run = import_alone('utils.cli').run
+cli = import_alone('utils.cli')
 EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
@@ -63,11 +63,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         files = [args.input]
     else:
         raise FileNotFoundError(f'no such image or folder: {args.input}')
-    model = runner.OnnxDeblurrer(args.model, threads=args.threads)
+    with cli.user_input():  # a bad graph, or onnxruntime missing: one line
+        model = runner.OnnxDeblurrer(args.model, threads=args.threads)
     os.makedirs(args.out, exist_ok=True)
     for path in files:
         start = time.perf_counter()
-        out = model.deblur(read_bgr(path), seed=args.seed)
+        with cli.user_input():
+            image = read_bgr(path)
+        out = model.deblur(image, seed=args.seed)
         dst = osp.join(args.out, osp.splitext(osp.basename(path))[0] + '.png')
         if not cv2.imwrite(dst, out):
             raise OSError(f'cannot write {dst}')
@@ -76,4 +79,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    run(main)
+    cli.run(main)
