@@ -1,13 +1,17 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """Models for the deployment tests: a tiny random one, the shipped demo model, and the
 GoPro-size architecture with random weights."""
+from pathlib import Path
+
 import pytest
 import torch
 from mmengine.config import Config
 
 import hidiff_mm  # noqa: F401  (registers the HI-Diff modules)
 from hidiff_mm.apis import init_model
-from hidiff_mm.apis.demo_model import DEMO_CONFIG, DEMO_WEIGHTS, REPO
+from hidiff_mm.apis.demo_model import DEMO_CONFIG, DEMO_WEIGHTS
+
+REPO = str(Path(__file__).resolve().parents[2])
 
 TINY = dict(
     type='HIDiff', stage=2,

@@ -21,11 +21,12 @@ import pytest
 import torch
 
 from hidiff_mm.apis import deblur, image_to_tensor, tensor_to_image
-from hidiff_mm.apis.demo_model import REPO
 from hidiff_mm.deployment.graph import PredictionGraph
 from hidiff_mm.deployment.onnx_export import export_onnx
 from hidiff_mm.deployment.onnx_runner import OnnxDeblurrer, import_extra
 from hidiff_mm.models.layers.fast_path import convert_to_exact
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
 import export_onnx as export_tool  # noqa: E402

@@ -155,8 +155,8 @@ def test_tool_serves_the_page_and_checks_its_options():
     import subprocess
     import sys
 
-    from hidiff_mm.apis.demo_model import REPO
-    tool = osp.join(REPO, 'tools', 'web_demo.py')
+    tool = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+                    'web_demo.py')
     proc = subprocess.Popen([sys.executable, tool, '--port', '0'], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
