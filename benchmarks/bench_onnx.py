@@ -158,13 +158,18 @@ def main() -> None:
           'onnxruntime / exact | memory: ' + ' / '.join(CASES) + ' | max abs diff vs exact '
           '(onnxruntime, fast) |')
     print('|---' * 8 + '|')
+    print('(times: wall (CPU); ratios: wall (CPU))')
     for label, r in rows:
         def time_of(c):
-            return f'{r[c]["median_s"]:.2f} s' if 'median_s' in r[c] else r[c]['failed']
+            if 'median_s' not in r[c]:
+                return r[c]['failed']
+            return f'{r[c]["median_s"]:.2f} s ({r[c]["median_cpu_s"]:.2f} s)'
 
         def ratio(a, b):
-            ok = 'median_s' in r[a] and 'median_s' in r[b]
-            return f'{r[a]["median_s"] / r[b]["median_s"]:.2f}' if ok else 'n/a'
+            if 'median_s' not in r[a] or 'median_s' not in r[b]:
+                return 'n/a'
+            return (f'{r[a]["median_s"] / r[b]["median_s"]:.2f} '
+                    f'({r[a]["median_cpu_s"] / r[b]["median_cpu_s"]:.2f})')
 
         def mem(c):
             return gib(r[c]['memory_bytes']) if 'memory_bytes' in r[c] else 'n/a'
