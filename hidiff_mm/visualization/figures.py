@@ -60,7 +60,8 @@ def side_by_side_figure(rows: Sequence[Dict], out: str, title: str = '') -> str:
     """
     if not rows:
         raise ValueError('side_by_side_figure needs at least one row')
-    fig = Figure(figsize=(7.5, 2.8 * len(rows) + (0.4 if title else 0)))
+    height = 2.8 * len(rows) + (0.4 if title else 0)
+    fig = Figure(figsize=(7.5, height))
     axes = fig.subplots(len(rows), 3, squeeze=False)
     for ax_row, row in zip(axes, rows):
         captions = []
@@ -76,7 +77,7 @@ def side_by_side_figure(rows: Sequence[Dict], out: str, title: str = '') -> str:
         _show(ax_row[2], row['sharp'], 'sharp', 'reference')
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.4 / height if title else 0)))
     return save_figure(fig, out)
 
 
