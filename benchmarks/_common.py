@@ -1,4 +1,4 @@
-"""Helpers shared by ``bench_inference.py`` and ``bench_train_step.py``.
+"""The one helper module of the benchmarks (each ``bench_*.py`` / ``gpu_*.py`` is one job).
 
 * Fresh-process workers: every case runs in a subprocess of the calling script, which prints
   one ``BENCH_RESULT {json}`` line; :func:`run_worker` starts it and parses that line.
@@ -8,23 +8,45 @@
   github.com/zhengchen1999/HI-Diff through a stub ``basicsr.utils.registry.ARCH_REGISTRY``
   (nothing of that checkout is copied here), built with the GoPro options and loaded from an
   ``HIDiff`` editor state dict (hidiff_mm keeps the official key names under the prefixes of
-  ``hidiff_mm.models.official.EDITOR_PREFIX``).
+  ``hidiff_mm.models.official.EDITOR_PREFIX``); their whole prediction
+  (:func:`build_official_predict`) and training step (:func:`build_official_step`).
+* The GPU check (``gpu_*.py``, run by ``gpu_check.sh``): the shared command line
+  (:func:`gpu_parser`), the device, a time budget (:class:`Clock`), guarded cases, timing with
+  CUDA synchronisation and peak memory, the model, and each part's JSON (:func:`write_part`),
+  which ``gpu_report.py`` joins into one report.
 """
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import os.path as osp
 import platform
 import resource
+import statistics
 import subprocess
 import sys
+import time
+import traceback
 import types
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RESULT_TAG = 'BENCH_RESULT '
+
+CONFIGS = osp.join(REPO, 'configs')
+FP32_CONFIG = osp.join(CONFIGS, 'hidiff_gopro.py')
+BF16_CONFIG = osp.join(CONFIGS, 'hidiff', 'hidiff_gopro_amp.py')
+FP16_CONFIG = osp.join(CONFIGS, 'hidiff', 'hidiff_gopro_amp_fp16.py')
+OFFICIAL_OPTIM = dict(lr=2e-4, weight_decay=1e-4, betas=(0.9, 0.999))
+OFFICIAL_CLIP = 0.01
+TINY_MODEL = dict(
+    generator=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, prior_channels=16),
+    prior_head=dict(
+        encoder_s1=dict(embed_dim=4, num_blocks=1),
+        encoder_s2=dict(embed_dim=4, num_blocks=1),
+        denoiser=dict(prior_channels=16, inner_channels=16)))
 
 # The GoPro networks of the official release (options/train/GoPro_S{1,2}.yml, test/GoPro.yml).
 OFFICIAL_GOPRO = dict(
@@ -278,3 +300,301 @@ def official_chain(net_d, schedule: Dict, x, cond):
         x_recon.clamp_(-1., 1.)
         x = schedule['coef1'][t] * x_recon + schedule['coef2'][t] * x
     return x
+
+
+def make_pairs(batch: int, patch: int):
+    """(blurry, sharp) uint8 batches, the same in every worker."""
+    import torch
+    gen = torch.Generator().manual_seed(1)
+    shape = (batch, 3, patch, patch)
+    return (torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen),
+            torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen))
+
+
+def build_official_predict(path: str, weights: str, device: str = 'cpu') -> Tuple[Callable, int]:
+    """The official prediction (``HI_Diff_S2.test``) on ``device``; its noise is drawn there."""
+    import torch
+    import torch.nn.functional as F
+    nets = build_official(path, ['net_g', 'net_le_dm', 'net_d'],
+                          torch.load(weights, weights_only=True))
+    net_g, net_le_dm, net_d = (nets[k].to(device).eval() for k in ('net_g', 'net_le_dm', 'net_d'))
+    params = sum(p.numel() for m in nets.values() for p in m.parameters())
+    schedule = official_schedule()
+    generator = torch.Generator(device)
+
+    def predict(lq):
+        # HI_Diff_S2.test(): reflect pad to 8, LE_DM, posterior-mean chain from noise, net_g.
+        h, w = lq.shape[-2:]
+        img = F.pad(lq, (0, (-w) % 8, 0, (-h) % 8), 'reflect') if h % 8 or w % 8 else lq
+        prior_c = net_le_dm(img)
+        x = torch.randn(prior_c.shape, generator=generator.manual_seed(0), device=device)
+        return net_g(img, official_chain(net_d, schedule, x, prior_c))[..., :h, :w]
+
+    return predict, params
+
+
+def build_official_step(args, stage: int, device: str = 'cpu'
+                        ) -> Tuple[Callable[[], float], Any, int]:
+    """The official ``optimize_parameters`` of HI_Diff_S1 / HI_Diff_S2 (see the docstring), on
+    ``device``."""
+    import torch
+    import torch.nn.functional as F
+    roles = ['net_g', 'net_le'] + (['net_le_dm', 'net_d'] if stage == 2 else [])
+    nets = build_official(args.official, roles, torch.load(args.weights, weights_only=True))
+    for net in nets.values():
+        net.to(device).train()
+    trained_nets = [nets[k] for k in (('net_g', 'net_le') if stage == 1 else
+                                      ('net_g', 'net_le_dm', 'net_d'))]
+    if stage == 2:
+        nets['net_le'].requires_grad_(False)  # "freeze c1 (cpen_s1)"
+    params = [p for net in trained_nets for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, **OFFICIAL_OPTIM)
+    schedule = official_schedule()
+    abar_T = schedule['alphas_cumprod'][schedule['timesteps'] - 1]
+    blur, sharp = (t.to(device) for t in make_pairs(args.batch, args.patch))
+    net_g, net_le = nets['net_g'], nets['net_le']
+
+    def step() -> float:
+        lq, gt = blur.float() / 255., sharp.float() / 255.
+        optimizer.zero_grad()
+        if stage == 1:
+            prior = net_le(lq, gt)
+            l_total = F.l1_loss(net_g(lq, prior), gt)
+        else:
+            prior_z = net_le(lq, gt)
+            prior_d = nets['net_le_dm'](lq)
+            noise = torch.randn_like(prior_z)
+            prior_noisy = abar_T * prior_z + (1 - abar_T**2).sqrt() * noise  # q_sample
+            prior = official_chain(nets['net_d'], schedule, prior_noisy, prior_d)
+            l_total = F.l1_loss(net_g(lq, prior), gt) + F.l1_loss(prior_z, prior)
+        l_total.backward()
+        torch.nn.utils.clip_grad_norm_(params, OFFICIAL_CLIP)
+        optimizer.step()
+        return float(l_total)
+
+    return step, net_g.output.weight, sum(p.numel() for p in params)
+
+
+# ------------------------------------------------------------------------------ GPU check
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def gpu_parser(description: str) -> argparse.ArgumentParser:
+    """The command line every ``gpu_*.py`` program takes (``gpu_check.sh`` passes the same
+    options to each; a program uses the ones of its job)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--cpu', action='store_true', help='run on CPU (CUDA parts replaced)')
+    parser.add_argument('--tiny', action='store_true', help='tiny model and sizes')
+    parser.add_argument('--out', default=os.environ.get('OUT') or './gpu_out')
+    parser.add_argument('--budget', type=float, default=120,
+                        help='seconds for this program; later cases are skipped past it')
+    parser.add_argument('--official', help='checkout of the official HI-Diff code')
+    parser.add_argument('--sizes', nargs='+', help='WxH (default 256x256 1280x720)')
+    parser.add_argument('--compile-sizes', nargs='+', help='WxH (default 256x256 1280x720)')
+    parser.add_argument('--compile-mode', default='default', help='torch.compile mode')
+    parser.add_argument('--compile-min-s', type=float, default=45,
+                        help='start a compile case only with this many seconds of budget left')
+    parser.add_argument('--repeats', type=int, help='timed runs per case (default 5)')
+    parser.add_argument('--batch', type=int, help='training batch (default 8)')
+    parser.add_argument('--patch', type=int, help='training patch side (default 128)')
+    parser.add_argument('--train-steps', type=int, help='timed steps per case (default 5)')
+    parser.add_argument('--with-cp', action='store_true',
+                        help='training steps with activation checkpointing of the Transformer')
+    parser.add_argument('--ddp-iters', type=int, default=8)
+    parser.add_argument('--ddp-switch', type=int, default=4)
+    return parser
+
+
+def gpu_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse, and fill the size defaults (smaller with ``--tiny``)."""
+    args = parser.parse_args(argv)
+    tiny = args.tiny
+    defaults = dict(sizes=['32x32', '48x24'] if tiny else ['256x256', '1280x720'],
+                    compile_sizes=['32x32'] if tiny else ['256x256', '1280x720'],
+                    repeats=2 if tiny else 5, batch=2 if tiny else 8,
+                    patch=32 if tiny else 128, train_steps=2 if tiny else 5)
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    os.makedirs(args.out, exist_ok=True)
+    return args
+
+
+def gpu_device(args):
+    """The first CUDA device, or the CPU (``--cpu``, or no CUDA here); MMagic's scope set."""
+    import torch
+
+    import hidiff_mm  # noqa: F401  # isort: skip  (compat before mmagic; registers HI-Diff)
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmagic')
+    if args.cpu:
+        return torch.device('cpu')
+    if torch.cuda.is_available():
+        device = torch.device('cuda', 0)
+        torch.cuda.set_device(device)
+        return device
+    log('No CUDA device: running on CPU (pass --cpu to say so)')
+    return torch.device('cpu')
+
+
+class Clock:
+    """Seconds since start, and part deadlines within the total budget."""
+
+    def __init__(self, budget: float) -> None:
+        self.t0 = time.time()
+        self.budget = budget
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+    def left(self, until: Optional[float] = None) -> float:
+        end = self.budget if until is None else min(until, self.budget)
+        return end - self.elapsed()
+
+
+def guarded(results: List[Dict], row: Dict, fn: Callable[[], Dict]) -> Dict:
+    """Run one case; on any error record it (with the traceback in the log) and go on."""
+    import torch
+    try:
+        row.update(fn())
+        row.setdefault('status', 'ok')
+    except Exception as exc:  # noqa: BLE001  (every failure is reported, none stops the run)
+        oom = 'out of memory' in str(exc).lower()
+        row['status'] = 'OOM' if oom else f'error: {type(exc).__name__}: {str(exc)[:200]}'
+        log(f'[{row.get("part")}] case {row} failed:\n{traceback.format_exc()}')
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    results.append(row)
+    log(f'[{row.get("part")}] {fmt_row(row)}')
+    return row
+
+
+def fmt_row(row: Dict) -> str:
+    return ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                     for k, v in row.items())
+
+
+def sync(device) -> None:
+    import torch
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device) -> None:
+    import torch
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gib(device) -> Optional[float]:
+    import torch
+    if device.type != 'cuda':
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def autocast(device, dtype: str):
+    import torch
+    if dtype == 'fp32':
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dict(bf16=torch.bfloat16, fp16=torch.float16)[dtype])
+
+
+def timed(fn: Callable, device, repeats: int, warmup: int = 1):
+    """Median seconds of ``repeats`` calls after ``warmup`` calls; returns (median, last out)."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t = time.perf_counter()
+        out = fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def environment(device, args) -> Dict:
+    import numpy as np
+    import torch
+    info = dict(python=platform.python_version(), torch=torch.__version__,
+                numpy=np.__version__, device=str(device), cuda=torch.version.cuda,
+                tiny=args.tiny)
+    for name in ('mmengine', 'mmcv', 'mmagic', 'torchvision', 'cv2'):
+        try:
+            info[name] = __import__(name).__version__
+        except Exception as exc:  # noqa: BLE001
+            info[name] = f'unavailable ({type(exc).__name__})'
+    if device.type == 'cuda':
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_mem_gib=round(props.total_memory / 2**30, 1),
+                    capability='.'.join(map(str, torch.cuda.get_device_capability(device))),
+                    bf16_supported=torch.cuda.is_bf16_supported(),
+                    cudnn=torch.backends.cudnn.version(),
+                    matmul_tf32=torch.backends.cuda.matmul.allow_tf32,
+                    cudnn_tf32=torch.backends.cudnn.allow_tf32)
+    else:
+        info['threads'] = torch.get_num_threads()
+    return info
+
+
+def build_model(tiny: bool, device):
+    """The GoPro HIDiff editor (random weights, seed 0), or its tiny version, on ``device`` in
+    its exact form (each case converts it explicitly with :func:`set_form`)."""
+    import torch
+    from mmagic.registry import MODELS
+    from mmengine.config import Config
+    cfg = Config.fromfile(BF16_CONFIG)
+    if tiny:
+        cfg.merge_from_dict(dict(model=TINY_MODEL))
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model).to(device).eval()
+
+
+def set_form(model, fast: bool) -> None:
+    """Convert ``model`` to its fast or its exact form, on whatever device it is."""
+    from hidiff_mm.models.layers import convert_to_exact, convert_to_fast
+    (convert_to_fast if fast else convert_to_exact)(model)
+
+
+@contextlib.contextmanager
+def amp_on_cpu(device):
+    """AmpOptimWrapper refuses to build without CUDA; on CPU lift that check (bf16 autocast)."""
+    if device.type == 'cuda':
+        yield
+        return
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp
+    original = amp.is_cuda_available
+    amp.is_cuda_available = lambda: True
+    try:
+        yield
+    finally:
+        amp.is_cuda_available = original
+
+
+def table(rows: List[Dict], columns: List[str]) -> str:
+    def cell(v):
+        if v is None:
+            return '–'
+        if isinstance(v, float) and v == 0:
+            return '0'
+        if isinstance(v, float):
+            return f'{v:.3g}' if abs(v) < 1e-2 and v != 0 else f'{v:.2f}'
+        return str(v)
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    lines += ['| ' + ' | '.join(cell(r.get(c)) for c in columns) + ' |' for r in rows]
+    return '\n'.join(lines)
+
+
+def write_part(args, part: str, env: Dict, rows: List[Dict], clock: 'Clock',
+               complete: bool) -> str:
+    """Write ``OUT/gpu_<part>.json`` (after every case, so a killed run keeps what it has)."""
+    path = osp.join(args.out, f'gpu_{part}.json')
+    with open(path, 'w') as f:
+        json.dump(dict(part=part, environment=env, results=rows, total_s=clock.elapsed(),
+                       complete=complete), f, indent=1, default=str)
+    return path

@@ -59,10 +59,9 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from _common import (REPO, add_malloc_option, build_official, current_rss, emit, gib, machine,
-                     malloc_env, max_abs_diff, official_chain, official_schedule, parse_size,
-                     peak_rss, ratio_pairs, ratio_table, reference_model, reset_peak_rss,
-                     run_worker, sci, worker_setup)
+from _common import (REPO, add_malloc_option, build_official_predict, current_rss, emit, gib,
+                     machine, malloc_env, max_abs_diff, parse_size, peak_rss, ratio_pairs,
+                     ratio_table, reference_model, reset_peak_rss, run_worker, sci, worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 LARGE_PIXELS = 512 * 512
@@ -120,28 +119,6 @@ def build_restormer() -> Tuple[Callable, int]:
     from mmagic.models import Restormer
     model = Restormer(**RESTORMER_CFG).eval()
     return model, sum(p.numel() for p in model.parameters())
-
-
-def build_official_predict(path: str, weights: str, device: str = 'cpu') -> Tuple[Callable, int]:
-    """The official prediction (``HI_Diff_S2.test``) on ``device``; its noise is drawn there."""
-    import torch
-    import torch.nn.functional as F
-    nets = build_official(path, ['net_g', 'net_le_dm', 'net_d'],
-                          torch.load(weights, weights_only=True))
-    net_g, net_le_dm, net_d = (nets[k].to(device).eval() for k in ('net_g', 'net_le_dm', 'net_d'))
-    params = sum(p.numel() for m in nets.values() for p in m.parameters())
-    schedule = official_schedule()
-    generator = torch.Generator(device)
-
-    def predict(lq):
-        # HI_Diff_S2.test(): reflect pad to 8, LE_DM, posterior-mean chain from noise, net_g.
-        h, w = lq.shape[-2:]
-        img = F.pad(lq, (0, (-w) % 8, 0, (-h) % 8), 'reflect') if h % 8 or w % 8 else lq
-        prior_c = net_le_dm(img)
-        x = torch.randn(prior_c.shape, generator=generator.manual_seed(0), device=device)
-        return net_g(img, official_chain(net_d, schedule, x, prior_c))[..., :h, :w]
-
-    return predict, params
 
 
 # --------------------------------------------------------------------------------- worker

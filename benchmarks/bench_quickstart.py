@@ -9,7 +9,9 @@ Usage::
 * **Gain**: the shipped demo model (``demo_model/``) on ``--num-test`` images of each procedural
   camera-shake test set (shapes; dead leaves) for each seed, and on the blurred photographs for
   each seed: PSNR/SSIM
-  of the blurry input and of the output, the gain, and the wall time of each evaluation.
+  of the blurry input and of the output, the gain, and the wall time of each evaluation; the
+  photographs grouped by how blurred they are.
+* **Sharp in, sharp out**: the PSNR of the output to the input for sharp photographs.
   ``--self-ensemble`` measures the output averaged over the 8 dihedral transforms (8x the time).
   ``--precision fp32 bf16`` evaluates every set in both precisions in turn (the same images and
   seeds) and adds a table of the bf16 - fp32 PSNR differences and time ratios.
@@ -37,7 +39,8 @@ sys.path.insert(0, REPO)
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, init_demo_model,  # noqa: E402
-                                       procedural_test_pairs, summarize)
+                                       photo_gain_by_blur, procedural_test_pairs, sharp_photo_pairs,
+                                       summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
 
 HEADER = ('| set | seed | images | blurry PSNR | HI-Diff PSNR | gain | blurry SSIM | '
@@ -68,31 +71,51 @@ def row(name: str, seed: int, summary: Dict, seconds: float) -> str:
 
 def bench_gain(seeds: List[int], num: int, self_ensemble: bool = False,
                precisions: Sequence[str] = ('fp32', )) -> Dict:
-    """``{precision: {set: {seed: summary + seconds}}}``; the precisions of one set and seed
-    are evaluated one after the other, on the same images."""
+    """``{set: {seed: summary + seconds}}`` of the first precision (and its photo groups and sharp
+    photographs); with more precisions also ``by_precision``: ``{precision: {set: {seed: ...}}}``,
+    each evaluated right after the first on the same images."""
     model = init_demo_model()
-    results: Dict = {p: {'procedural': {}, 'dead_leaves': {}, 'photos': {}} for p in precisions}
+    by_precision: Dict = {p: {'procedural': {}, 'dead_leaves': {}, 'photos': {}}
+                          for p in precisions}
     print(HEADER.replace('| set |', '| precision | set |'))
     print('|---' * HEADER.count('|') + '|')
     sets = (('procedural', lambda s: procedural_test_pairs(s, num)),
             ('dead_leaves', lambda s: procedural_test_pairs(s, num, scene='dead_leaves')),
             ('photos', lambda s: make_photo_pairs(seed=s)))
+    photo_rows = []
     for name, make in sets:
         for seed in seeds:
             pairs = make(seed)
             for precision in precisions:
                 start = time.perf_counter()
-                summary = summarize(evaluate_pairs(model, pairs, self_ensemble, precision))
+                rows = evaluate_pairs(model, pairs, self_ensemble, precision)
+                summary = summarize(rows)
                 seconds = time.perf_counter() - start
-                results[precision][name][seed] = dict(summary, seconds=seconds)
+                by_precision[precision][name][seed] = dict(summary, seconds=seconds)
                 print(f'| {precision} ' + row(name, seed, summary, seconds), flush=True)
+                if name == 'photos' and precision == precisions[0]:
+                    photo_rows += rows
     for precision in precisions:
-        for name, by_seed in results[precision].items():
+        for name, by_seed in by_precision[precision].items():
             gains = [r['psnr_gain'] for r in by_seed.values()]
             print(f'{precision}, {name}: gain {min(gains):+.2f} .. {max(gains):+.2f} dB over '
                   f'seeds {seeds}, mean {sum(gains) / len(gains):+.2f} dB')
+    results: Dict = dict(by_precision[precisions[0]])
+    if len(precisions) > 1:
+        results['by_precision'] = by_precision
     if 'fp32' in precisions and 'bf16' in precisions:
-        print_precision_table(results)
+        print_precision_table(by_precision)
+    results['photos_by_blur'] = photo_gain_by_blur(photo_rows)
+    for group in results['photos_by_blur']:
+        gain = 'n/a' if group['mean_gain'] is None else f'{group["mean_gain"]:+.2f} dB'
+        print(f'photographs with blurry PSNR in [{group["low"]}, {group["high"]}): '
+              f'{group["images"]} images, {group["improved"]} improved, mean gain {gain}')
+    results['sharp_photos'] = summarize_sharp(
+        evaluate_pairs(model, sharp_photo_pairs(), self_ensemble, precisions[0]))
+    print('sharp photographs, output to input: ' + ', '.join(
+        f'{name} {value:.2f}' for name, value in results['sharp_photos']['psnr'].items())
+        + f' dB; mean {results["sharp_photos"]["psnr_mean"]:.2f}, worst '
+        f'{results["sharp_photos"]["psnr_min"]:.2f} dB')
     return results
 
 

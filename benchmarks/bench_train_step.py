@@ -60,11 +60,10 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from _common import (REPO, add_malloc_option, build_official, current_rss, emit, gib, machine,
-                     malloc_env, max_abs_diff, official_chain, official_schedule, peak_rss,
-                     ratio_pairs, ratio_table, reference_model, reset_peak_rss, run_worker, sci,
-                     worker_setup)
-from gpu_check import BF16_CONFIG, amp_on_cpu
+from _common import (BF16_CONFIG, REPO, add_malloc_option, amp_on_cpu, build_official_step,
+                     current_rss, emit, gib, machine, make_pairs, malloc_env, max_abs_diff,
+                     peak_rss, ratio_pairs, ratio_table, reference_model, reset_peak_rss,
+                     run_worker, sci, worker_setup)
 
 SCRIPT = osp.abspath(__file__)
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'hidiff', 'hidiff_s1_gopro.py')
@@ -72,8 +71,6 @@ MODEL_NAMES = dict(fast='HI-Diff, ours (fast path)',
                    bf16='HI-Diff, ours (fast path, bf16 autocast)',
                    exact='HI-Diff, ours (exact path)', official='HI-Diff (official)')
 # options/train/GoPro_S{1,2}.yml: optim_total, use_grad_clip (clip_grad_norm_ 0.01).
-OFFICIAL_OPTIM = dict(lr=2e-4, weight_decay=1e-4, betas=(0.9, 0.999))
-OFFICIAL_CLIP = 0.01
 STEP_SEED = 100
 
 Step = Callable[[], float]
@@ -89,15 +86,6 @@ def save_weights(config: str, path: str) -> Dict:
     model = MODELS.build(Config.fromfile(config).model)
     torch.save(model.state_dict(), path)
     return dict(weights=path, tensors=len(model.state_dict()))
-
-
-def make_pairs(batch: int, patch: int):
-    """(blurry, sharp) uint8 batches, the same in every worker."""
-    import torch
-    gen = torch.Generator().manual_seed(1)
-    shape = (batch, 3, patch, patch)
-    return (torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen),
-            torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen))
 
 
 def build_ours(args, stage: int, fast: bool, bf16: bool) -> Tuple[Step, Any, int]:
@@ -126,47 +114,6 @@ def build_ours(args, stage: int, fast: bool, bf16: bool) -> Tuple[Step, Any, int
         return float(model.train_step(data, optim_wrapper)['loss'])
 
     return step, model.generator.output.weight, trained
-
-
-def build_official_step(args, stage: int, device: str = 'cpu') -> Tuple[Step, Any, int]:
-    """The official ``optimize_parameters`` of HI_Diff_S1 / HI_Diff_S2 (see the docstring), on
-    ``device``."""
-    import torch
-    import torch.nn.functional as F
-    roles = ['net_g', 'net_le'] + (['net_le_dm', 'net_d'] if stage == 2 else [])
-    nets = build_official(args.official, roles, torch.load(args.weights, weights_only=True))
-    for net in nets.values():
-        net.to(device).train()
-    trained_nets = [nets[k] for k in (('net_g', 'net_le') if stage == 1 else
-                                      ('net_g', 'net_le_dm', 'net_d'))]
-    if stage == 2:
-        nets['net_le'].requires_grad_(False)  # "freeze c1 (cpen_s1)"
-    params = [p for net in trained_nets for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, **OFFICIAL_OPTIM)
-    schedule = official_schedule()
-    abar_T = schedule['alphas_cumprod'][schedule['timesteps'] - 1]
-    blur, sharp = (t.to(device) for t in make_pairs(args.batch, args.patch))
-    net_g, net_le = nets['net_g'], nets['net_le']
-
-    def step() -> float:
-        lq, gt = blur.float() / 255., sharp.float() / 255.
-        optimizer.zero_grad()
-        if stage == 1:
-            prior = net_le(lq, gt)
-            l_total = F.l1_loss(net_g(lq, prior), gt)
-        else:
-            prior_z = net_le(lq, gt)
-            prior_d = nets['net_le_dm'](lq)
-            noise = torch.randn_like(prior_z)
-            prior_noisy = abar_T * prior_z + (1 - abar_T**2).sqrt() * noise  # q_sample
-            prior = official_chain(nets['net_d'], schedule, prior_noisy, prior_d)
-            l_total = F.l1_loss(net_g(lq, prior), gt) + F.l1_loss(prior_z, prior)
-        l_total.backward()
-        torch.nn.utils.clip_grad_norm_(params, OFFICIAL_CLIP)
-        optimizer.step()
-        return float(l_total)
-
-    return step, net_g.output.weight, sum(p.numel() for p in params)
 
 
 # --------------------------------------------------------------------------------- worker

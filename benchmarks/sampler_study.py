@@ -34,6 +34,7 @@ from mmengine import Config, DictAction
 # first: the compatibility layer must be applied before anything imports mmagic (done lazily
 # below, in the functions that need it)
 import hidiff_mm  # noqa: F401
+from hidiff_mm.models.layers import convert_for_device
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STUDY = osp.join(REPO, 'configs', 'hidiff', 'study')
@@ -115,7 +116,7 @@ def load_model(kind: str, options: List[str], ckpt: str):
     model.load_state_dict(checkpoint['state_dict'], strict=True)
     # the configured schedule must be the one the run recorded (DiffusionSettingsHook)
     model.prior_head.scheduler.compare_settings(checkpoint['meta']['hidiff_diffusion'])
-    return model.eval(), cfg.model.prior_head.scheduler
+    return convert_for_device(model).eval(), cfg.model.prior_head.scheduler
 
 
 @torch.no_grad()

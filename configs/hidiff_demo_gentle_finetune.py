@@ -1,5 +1,8 @@
 # The demo model's stage 2 continued so that it does no harm: sharp images out as they came in,
-# barely blurred ones not over-sharpened. It loads the shipped demo model and trains stage 2
+# barely blurred ones not over-sharpened (run 5 of demo_model/README.md). It loads the run-4
+# demo model (as shipped in commit c30a58c:
+#   git show c30a58c:demo_model/hidiff_demo_shake.pth > work_dirs/run4/hidiff_demo_shake.pth)
+# and trains stage 2
 # on both CPU cores, a fresh AdamW with a cosine from 3e-4, on four sets in one ConcatDataset:
 # the shapes and dead-leaves sets it was trained on (kernels 9-31 px) and two sets with
 # kernels of 3-31 px (3-7 px are no or barely any blur) and a quarter identity pairs (input =
@@ -15,9 +18,9 @@ _base_ = ['./hidiff_demo_leaves_finetune.py']
 
 experiment_name = 'hidiff_demo_gentle_finetune'
 work_dir = f'./work_dirs/{experiment_name}'
-load_from = './demo_model/hidiff_demo_shake.pth'
+load_from = './work_dirs/run4/hidiff_demo_shake.pth'
 
-iters = 10000
+iters = 6000
 cosine = dict(type='CosineAnnealingLR', T_max=iters, eta_min=1e-5, begin=0, end=iters,
               by_epoch=False)
 optim_wrapper = dict(optimizer=dict(lr=3e-4))

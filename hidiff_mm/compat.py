@@ -1,7 +1,7 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
 """What the pinned toolbox (MMagic 1.2.0, mmcv-lite 2.1) needs in order to import.
 
-:func:`apply` installs the one piece below. It is idempotent, imports neither mmagic nor mmcv
+:func:`apply` installs the two pieces below. It is idempotent, imports neither mmagic nor mmcv
 (nor torch), and must run before anything imports mmagic: ``hidiff_mm/__init__.py`` and
 ``tests/conftest.py`` call it. It checks its own condition and does nothing when the
 environment does not need it.
@@ -44,6 +44,23 @@ the process:
 
     *Delete when:* a binary mmcv matching the pinned torch is installable, or mmagic stops
     importing ``mmcv.ops`` unconditionally.
+
+``controlnet_aux`` stand-in
+    *When:* the ``controlnet_aux`` package is not installed (the install recipe leaves it out:
+    it pulls timm and a tree of detectors that nothing here uses).
+    ``mmagic/apis/inferencers/__init__.py`` imports every inferencer, and the ControlNet
+    animation one does ``from controlnet_aux import HEDdetector`` at module level, so
+    ``from mmagic.apis import MMagicInferencer`` fails with ``No module named 'controlnet_aux'``
+    and no MMagic inferencer can run, HI-Diff's included.
+
+    *What:* a meta-path finder serves a module ``controlnet_aux`` with the one name MMagic
+    imports, ``HEDdetector``: a class whose construction and ``from_pretrained`` raise a
+    ``RuntimeError`` that says to install controlnet-aux. Every other name raises
+    ``AttributeError``; submodules are not served.
+
+    *Steps aside:* when ``controlnet_aux`` is installed, or already imported.
+
+    *Delete when:* MMagic imports ``controlnet_aux`` lazily, or the recipe installs it.
 """
 import importlib.abc
 import importlib.machinery
@@ -51,7 +68,8 @@ import importlib.util
 import os
 import sys
 
-__all__ = ['apply', 'mmcv_ops_stub_needed', 'MMCV_OPS_ERROR', 'STAND_INS']
+__all__ = ['apply', 'controlnet_aux_stand_in_needed', 'mmcv_ops_stub_needed', 'MMCV_OPS_ERROR',
+           'STAND_INS']
 
 MMCV_OPS_ERROR = (
     'mmcv.ops.{name} needs mmcv built with compiled ops (mmcv._ext), but '
@@ -86,6 +104,7 @@ def apply() -> None:
     if _APPLIED:
         return
     _install_mmcv_ops_stub()
+    _install_controlnet_aux_stand_in()
     _APPLIED = True
 
 
@@ -176,3 +195,61 @@ def _install_mmcv_ops_stub():
         return
     if mmcv_ops_stub_needed():
         sys.meta_path.insert(0, _MMCVOpsStubFinder())
+
+
+CONTROLNET_AUX_ERROR = (
+    'controlnet_aux.{name} is not installed: hidiff_mm.compat serves a stand-in controlnet_aux '
+    'so that mmagic.apis imports. pip install controlnet-aux to use MMagic\'s ControlNet '
+    'animation inferencer.')
+
+
+def controlnet_aux_stand_in_needed() -> bool:
+    """Whether ``controlnet_aux`` is neither installed nor imported."""
+    if 'controlnet_aux' in sys.modules:
+        return isinstance(sys.modules['controlnet_aux'], _ControlnetAuxModule)
+    return importlib.machinery.PathFinder.find_spec('controlnet_aux') is None
+
+
+class _ControlnetAuxModule(type(sys)):
+    """The stand-in ``controlnet_aux``: ``HEDdetector`` only."""
+
+    def __getattr__(self, name):
+        if name != 'HEDdetector':
+            raise AttributeError(f'controlnet_aux.{name} is not available: hidiff_mm.compat '
+                                 'serves a stand-in controlnet_aux that answers only HEDdetector')
+        value = type(name, (), {
+            '__init__': _raise_controlnet_aux(name),
+            'from_pretrained': classmethod(_raise_controlnet_aux(name)),
+            '__module__': 'controlnet_aux',
+            '__doc__': f'Stand-in for controlnet_aux.{name}; raises when used.',
+        })
+        setattr(self, name, value)
+        return value
+
+
+def _raise_controlnet_aux(name):
+    def unavailable(*args, **kwargs):
+        raise RuntimeError(CONTROLNET_AUX_ERROR.format(name=name))
+    return unavailable
+
+
+class _ControlnetAuxFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves ``controlnet_aux`` as :class:`_ControlnetAuxModule`."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != 'controlnet_aux':
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        return _ControlnetAuxModule(spec.name)
+
+    def exec_module(self, module):
+        module.__all__ = ['HEDdetector']
+
+
+def _install_controlnet_aux_stand_in():
+    if any(isinstance(f, _ControlnetAuxFinder) for f in sys.meta_path):
+        return
+    if controlnet_aux_stand_in_needed():
+        sys.meta_path.append(_ControlnetAuxFinder())

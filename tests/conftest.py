@@ -38,6 +38,8 @@ def _load_alone(name: str):
 
 
 _load_alone('compat').apply()
+# Tests load tools by path (runpy, importlib); each finds its tools/quiet.py as a script would.
+sys.path.append(str(REPO_ROOT / 'tools'))
 _checkpoint_globals = _load_alone('utils.checkpoint_globals')
 torch.set_num_threads(2)
 

@@ -130,6 +130,10 @@ def test_test(files, tmp_path, monkeypatch, capsys):
     line = one_error_line(*run_tool('test.py', [DEMO_CONFIG, files['other']] + work, monkeypatch,
                                     capsys), 'test.py')
     assert f"checkpoint {files['other']} does not fit the model of the config" in line
+    line = one_error_line(*run_tool('test.py', [DEMO_CONFIG, files['good'], '--cfg-options',
+                                                'model.test_cfg.tile=20'] + work,
+                                    monkeypatch, capsys), 'test.py')
+    assert line.startswith('test.py: error: model.test_cfg: tile must be a positive multiple of 8')
 
 
 def test_demo(files, tmp_path, monkeypatch, capsys):
@@ -185,6 +189,27 @@ def test_other_tools(tmp_path, monkeypatch, capsys):
         '--out', tmp_path / 'file' / 'data', '--num-train', 1, '--num-val', 1
     ], monkeypatch, capsys), 'make_synthetic_blur.py')
     assert f'{tmp_path}/file/data' in line
+    args = ['--out', tmp_path / 'data', '--kernel-sizes', 4, 9]
+    code, err = run_tool('make_synthetic_blur.py', args, monkeypatch, capsys)
+    assert code == 2 and err.splitlines()[-1].endswith(
+        '--kernel-sizes takes two odd sides MIN <= MAX, each >= 3, got 4 9')
+
+
+def test_a_bug_in_model_code_keeps_its_traceback(files, tmp_path, monkeypatch, capsys):
+    """A TypeError raised by the model while a tool runs is a bug: it propagates out of
+    ``cli.run`` (Python prints its traceback, exit status 1), it is not a one-line error."""
+    from hidiff_mm.models.editors.hidiff import HIDiff
+
+    def buggy_forward_tensor(self, inputs, *args, **kwargs):
+        return inputs + None
+
+    monkeypatch.setattr(HIDiff, 'forward_tensor', buggy_forward_tensor)
+    tiny = tmp_path / 'tiny.png'
+    cv2.imwrite(str(tiny), np.full((8, 8, 3), 90, np.uint8))
+    with pytest.raises(TypeError, match='unsupported operand'):
+        run_tool('demo.py', [tiny, '--checkpoint', files['good'], '--config', DEMO_CONFIG,
+                             '--out', tmp_path / 'out'], monkeypatch, capsys)
+    assert 'error:' not in capsys.readouterr().err
 
 
 def test_a_real_tool_process_prints_one_line_and_no_traceback(files, tmp_path):

@@ -20,6 +20,7 @@ from hidiff_mm import compat
 from hidiff_mm.engine import CheckpointGlobalsMixin, WeightsOnlyRunner, build_runner
 from hidiff_mm.utils import checkpoint_globals
 from hidiff_mm.utils.checkpoint_globals import mmengine_checkpoint_globals
+from hidiff_mm.utils.errors import ConfigError
 
 FULL_MMCV = compat._mmcv_ext_present()
 needs_stand_in = pytest.mark.skipif(FULL_MMCV, reason='full mmcv with compiled ops is installed')
@@ -262,19 +263,34 @@ def test_pretrained_init_cfg_loads_in_the_runner_scope(runner_checkpoint, tmp_pa
 
 
 def test_build_runner_classes(monkeypatch):
-    """tools/train.py and tools/test.py build their runner with ``build_runner``."""
+    """tools/train.py and tools/test.py build their runner with ``build_runner``, which adds a
+    ``FastPathHook`` unless the config has one."""
     from mmagic.registry import RUNNERS
+
+    from hidiff_mm.engine.hooks import FastPathHook
 
     class OwnRunner(Runner):
         pass
 
-    monkeypatch.setattr(Runner, 'from_cfg', classmethod(lambda cls, cfg: cls))
+    class Built:
+        """What ``from_cfg`` built: the class, and the hooks registered on it."""
+
+        def __init__(self, cls, hooks):
+            self.cls, self.hooks = cls, list(hooks)
+
+        def register_hook(self, hook):
+            self.hooks.append(hook)
+
+    monkeypatch.setattr(Runner, 'from_cfg', classmethod(
+        lambda cls, cfg: Built(cls, [FastPathHook()] * cfg.get('own_hook', 0))))
     monkeypatch.setitem(RUNNERS.module_dict, 'OwnRunner', OwnRunner)
-    assert build_runner(Config(dict())) is WeightsOnlyRunner
-    assert build_runner(Config(dict(runner_type='WeightsOnlyRunner'))) is WeightsOnlyRunner
-    mixed = build_runner(Config(dict(runner_type='OwnRunner')))
+    runner = build_runner(Config(dict()))
+    assert runner.cls is WeightsOnlyRunner and [type(h) for h in runner.hooks] == [FastPathHook]
+    assert len(build_runner(Config(dict(own_hook=1))).hooks) == 1
+    assert build_runner(Config(dict(runner_type='WeightsOnlyRunner'))).cls is WeightsOnlyRunner
+    mixed = build_runner(Config(dict(runner_type='OwnRunner'))).cls
     assert issubclass(mixed, OwnRunner) and issubclass(mixed, CheckpointGlobalsMixin)
-    with pytest.raises(KeyError, match='NoSuchRunner'):
+    with pytest.raises(ConfigError, match='NoSuchRunner'):
         build_runner(Config(dict(runner_type='NoSuchRunner')))
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import hidiff_mm  # noqa: F401  (compatibility layer, registers the HI-Diff modules)
+from hidiff_mm.utils.errors import ConfigError
 
 TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'analysis' / 'get_flops.py'
 
@@ -141,7 +142,7 @@ def test_cli(tool, tiny_config, capsys):
 
 
 def test_not_hidiff(tool):
-    with pytest.raises(TypeError, match='HIDiff'):
+    with pytest.raises(ConfigError, match='HIDiff'):
         tool.hidiff_complexity(nn.Conv2d(3, 3, 1), (3, 8, 8))
 
 

@@ -18,11 +18,16 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
+
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.models.official import (EDITOR_PREFIX, official_role, official_variant,  # noqa: E402
                                        strip_official)
 from hidiff_mm.utils import atomic_torch_save, load_weights_file  # noqa: E402
-from hidiff_mm.utils.cli import run  # noqa: E402
+from hidiff_mm.utils.cli import run, user_input  # noqa: E402
+from hidiff_mm.utils.errors import InputError  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIGS = {
@@ -39,10 +44,10 @@ def load_official(paths: List[str]) -> Dict[str, Dict[str, torch.Tensor]]:
         state = strip_official(load_weights_file(path, 'official checkpoint'), path)
         role = official_role(state, path)
         if role in states:
-            raise ValueError(f'{path} and {sources[role]} are both {role}')
+            raise InputError(f'{path} and {sources[role]} are both {role}')
         states[role], sources[role] = state, path
     if 'net_g' not in states:
-        raise ValueError('no net_g (Transformer) among the inputs: ' + ', '.join(paths))
+        raise InputError('no net_g (Transformer) among the inputs: ' + ', '.join(paths))
     return states
 
 
@@ -67,7 +72,7 @@ def convert(states: Dict[str, Dict[str, torch.Tensor]], model: torch.nn.Module
                                 (' ...' if len(keys) > 8 else ''))
         converted.update({prefix + k: v for k, v in state.items()})
     if problems:
-        raise ValueError('the official files do not match the model config:\n  ' +
+        raise InputError('the official files do not match the model config:\n  ' +
                          '\n  '.join(problems))
     return converted
 
@@ -78,7 +83,9 @@ def build_model(config: str) -> torch.nn.Module:
     from mmengine.config import Config
 
     register_all_modules()
-    return MODELS.build(Config.fromfile(config).model)
+    with user_input(f'config {config}'):
+        cfg = Config.fromfile(config)
+    return MODELS.build(cfg.model)
 
 
 def main() -> None:

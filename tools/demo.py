@@ -25,9 +25,14 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
+
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, init_model, list_images, read_image  # noqa: E402
-from hidiff_mm.utils.cli import run  # noqa: E402
+from hidiff_mm.utils.cli import run, user_input  # noqa: E402
+from hidiff_mm.utils.errors import InputError  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -69,11 +74,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     outputs = [osp.join(args.out, osp.splitext(osp.basename(f))[0] + '.png') for f in files]
     clashes = sorted({o for o in outputs if outputs.count(o) > 1})
     if clashes:
-        raise ValueError(f'several inputs would be written to the same file: {clashes[:5]}')
+        raise InputError(f'several inputs would be written to the same file: {clashes[:5]}')
     model = init_model(args.config, args.checkpoint, args.device)
-    # fail on bad options before any image is processed
-    model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
-                             self_ensemble=args.self_ensemble, precision=args.precision)
+    with user_input('options'):  # fail on bad options before any image is processed
+        model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
+                                 self_ensemble=args.self_ensemble, precision=args.precision)
     seed = None if args.seed < 0 else args.seed
     failed = []
     progress = tqdm(list(zip(files, outputs)), unit='img', disable=len(files) == 1)

@@ -48,7 +48,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'the held-out photo set does not use')
     parser.add_argument('--identity-prob', type=float, default=0.0,
                         help='fraction of identity pairs (input = sharp image, no blur, no noise)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    low, high = args.kernel_sizes
+    if low < 3 or low % 2 == 0 or high % 2 == 0 or high < low:
+        parser.error(f'--kernel-sizes takes two odd sides MIN <= MAX, each >= 3, got {low} {high}')
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> None:

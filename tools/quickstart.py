@@ -3,9 +3,11 @@
 
 1. Evaluate the shipped demo model (``demo_model/``, trained by this project's recipe
    ``configs/hidiff_demo_shake.py`` and its continuations) on three seeds of each held-out
-   procedural camera-shake test set (shapes; dead leaves) and on real photographs blurred by
-   camera shake (never trained on); print PSNR/SSIM of the blurry input and of the output.
-2. Draw (a) blurry | HI-Diff | sharp for a few test images of each set and for photographs, (c) the
+   procedural camera-shake test set (shapes; dead leaves), on real photographs blurred by
+   camera shake (never trained on) and on sharp photographs, which must come out as they went
+   in; print PSNR/SSIM of the blurry input and of the output.
+2. Draw (a) blurry | HI-Diff | sharp for a few test images of each set and for photographs (with
+   "sharp in, sharp out" rows under them), (c) the
    diffusion trajectory (the output guided by each prior z_T ... z_0) for one image.
 3. Fine-tune the model briefly through the real pipeline: ``tools/train.py`` with
    ``configs/hidiff_demo_shake_finetune.py`` (stage 1, StageSwitchHook, stage 2, the runner's
@@ -18,7 +20,9 @@ The figures, the deblurred images and ``summary.json`` go to ``--out`` (default
 ``work_dirs/quickstart``). ``--photo PATH`` (an image or a folder) instead deblurs your own
 images with the demo model, into the same folder as the figures.
 
-Run from anywhere: ``.venv/bin/python tools/quickstart.py`` (paths are relative to the repo).
+Run from anywhere: ``.venv/bin/python tools/quickstart.py`` (relative paths are the repo's; run
+from an installed package, ``<site-packages>/hidiff_mm/.mim/tools/quickstart.py``, they are the
+working directory's).
 Extra arguments after ``--`` go to ``tools/train.py`` (e.g. ``-- --cfg-options
 train_cfg.max_iters=60``).
 """
@@ -34,20 +38,28 @@ from typing import Dict, List, Optional
 import cv2
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the repo, or an installed hidiff_mm/.mim
 sys.path.insert(0, REPO)
+ROOT = os.getcwd() if osp.basename(REPO) == '.mim' else REPO  # what relative paths start from
+
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, diffusion_trajectory, list_images  # noqa: E402
 from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, format_summary,  # noqa: E402
-                                       init_demo_model, procedural_test_pairs, summarize)
+                                       init_demo_model, procedural_test_pairs, sharp_photo_pairs,
+                                       summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
+from hidiff_mm.utils.cli import user_input  # noqa: E402
 from hidiff_mm.visualization.figures import (read_scalars, side_by_side_figure,  # noqa: E402
                                              training_curves_figure, trajectory_figure)
 
 FINETUNE_CONFIG = 'configs/hidiff_demo_shake_finetune.py'
 GAIN_TARGET = 2.0  # dB over the blurry input, on every seed
 FIGURE_ROWS = 4
+SHARP_ROWS = 2  # "sharp in, sharp out" rows under the blurred photographs
 SWITCH_ITER = 60  # of FINETUNE_CONFIG
 
 
@@ -82,7 +94,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def repo_path(path: str) -> str:
-    return path if osp.isabs(path) else osp.join(REPO, path)
+    return path if osp.isabs(path) else osp.join(ROOT, path)
 
 
 def tool_env() -> Dict[str, str]:
@@ -109,7 +121,7 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
 
 def shown(path: str) -> str:
     """``path`` relative to the repo when it lies inside it."""
-    return osp.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
+    return osp.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
 
 
 def write_rgb(path: str, rgb) -> str:
@@ -158,6 +170,11 @@ def evaluate(model, seeds: List[int], num: int, figures: str,
     photos = evaluate_pairs(model, make_photo_pairs(seed=0), self_ensemble)
     results['photos'] = summarize(photos)
     print(format_summary('photographs blurred by camera shake', results['photos']), flush=True)
+    sharp = evaluate_pairs(model, sharp_photo_pairs(), self_ensemble)
+    results['sharp_photos'] = summarize_sharp(sharp)
+    print(f'sharp photographs in, output to input: {results["sharp_photos"]["psnr_mean"]:.2f} dB '
+          f'on average, worst {results["sharp_photos"]["psnr_min"]:.2f} dB '
+          f'({len(sharp)} images)', flush=True)
 
     results['figures'] = {}
     for key, name, label in (('seeds', 'side_by_side', 'procedural camera-shake test set'),
@@ -166,9 +183,11 @@ def evaluate(model, seeds: List[int], num: int, figures: str,
         results['figures'][name] = side_by_side_figure(
             examples, osp.join(figures, f'a_{name}.png'),
             title=f'demo model, {label} (seed {seeds[0]})')
+    sharp_rows = [dict(r, input_label='sharp in') for r in sharp[:SHARP_ROWS]]
     results['figures']['photos_side_by_side'] = side_by_side_figure(
-        photos[:FIGURE_ROWS], osp.join(figures, 'a_photos_side_by_side.png'),
-        title='demo model, photographs blurred by camera shake (never trained on)')
+        photos[:FIGURE_ROWS] + sharp_rows, osp.join(figures, 'a_photos_side_by_side.png'),
+        title='demo model, photographs blurred by camera shake, and sharp in, sharp out '
+        '(never trained on)')
     for r in photos:
         write_rgb(osp.join(figures, 'photos', f'{r["name"]}_blurry.png'), r['blurry'])
         write_rgb(osp.join(figures, 'photos', f'{r["name"]}_hidiff.png'), r['output'])
@@ -187,13 +206,14 @@ def start_finetune(args: argparse.Namespace, log_path: str) -> subprocess.Popen:
     thread, its log in ``log_path``)."""
     if not osp.isdir(osp.join(repo_path(args.data), 'test', 'target')):
         k_min, k_max = TEST_SET['kernel_sizes']
-        run('tools/make_synthetic_blur.py', '--out', args.data, '--num-train', '200',
+        run('tools/make_synthetic_blur.py', '--out', repo_path(args.data), '--num-train', '200',
             '--num-val', '20', '--size', str(TEST_SET['size']), '--kernel-sizes', str(k_min),
             str(k_max), '--seed', str(args.seeds[0]))
-    data_options = [f'train_dataloader.dataset.data_root={args.data}/train',
-                    f'val_dataloader.dataset.data_root={args.data}/test',
-                    f'test_dataloader.dataset.data_root={args.data}/test']
-    train_cmd = ['tools/train.py', FINETUNE_CONFIG, '--work-dir', args.work_dir]
+    data = repo_path(args.data)
+    data_options = [f'train_dataloader.dataset.data_root={data}/train',
+                    f'val_dataloader.dataset.data_root={data}/test',
+                    f'test_dataloader.dataset.data_root={data}/test']
+    train_cmd = ['tools/train.py', FINETUNE_CONFIG, '--work-dir', repo_path(args.work_dir)]
     if last_checkpoint(args.work_dir):
         train_cmd.append('--resume')  # finishes an interrupted run; a finished one returns at once
     extra = list(args.train_args)
@@ -239,6 +259,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = repo_path(args.out)
     figures = osp.join(out, 'figures')
     model = init_demo_model()
+    with user_input('options'):
+        model.prediction_options(tile=args.tile, self_ensemble=args.self_ensemble)
     if args.photo:
         deblur_photos(model, args.photo, figures, args.tile, args.self_ensemble)
         return 0
@@ -270,6 +292,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'  {label}: {", ".join(f"{g:+.2f}" for g in gains)} dB '
               f'({"met" if min(gains) >= GAIN_TARGET else "NOT met"})')
     print(f'  photographs (seed 0): {summary["photos"]["psnr_gain"]:+.2f} dB')
+    print(f'  sharp photographs in, output to input: '
+          f'{summary["sharp_photos"]["psnr_mean"]:.2f} dB on average, worst '
+          f'{summary["sharp_photos"]["psnr_min"]:.2f} dB')
     print('quickstart: figures')
     figure_paths = dict(summary['figures'])
     if 'finetune' in summary:

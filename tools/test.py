@@ -15,14 +15,17 @@ import mmengine
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from quiet import quiet_imports  # tools/quiet.py (tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
-from hidiff_mm.engine import build_runner
-from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
-from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
-from hidiff_mm.utils.cli import key_value, run
-from hidiff_mm.utils.io import load_weights_file
+from hidiff_mm.engine import build_runner  # noqa: E402
+from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed  # noqa: E402
+from hidiff_mm.utils.checkpoint import check_fits, state_dict_of  # noqa: E402
+from hidiff_mm.utils.cli import key_value, run, user_input  # noqa: E402
+from hidiff_mm.utils.io import load_weights_file  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -102,10 +105,11 @@ class SaveMetricHook(Hook):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    with user_input(f'config {args.config}'):
+        cfg = Config.fromfile(args.config)
+        cfg.launcher = args.launcher
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
     set_precision(cfg, args.precision)
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:

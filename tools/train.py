@@ -30,14 +30,18 @@ import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+from quiet import quiet_imports  # tools/quiet.py (tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
 
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
-from hidiff_mm.engine import SignalCheckpointHook, build_runner, fault_tolerant_hooks
-from hidiff_mm.engine.fault_tolerance import checkpoint_to_load, training_fault
-from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed
-from hidiff_mm.utils import cli
-from hidiff_mm.utils.checkpoint import check_fits, state_dict_of
+from hidiff_mm.engine import SignalCheckpointHook, build_runner, fault_tolerant_hooks  # noqa: E402
+from hidiff_mm.engine.fault_tolerance import checkpoint_to_load, training_fault  # noqa: E402
+from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed  # noqa: E402
+from hidiff_mm.utils import cli  # noqa: E402
+from hidiff_mm.utils.checkpoint import check_fits, state_dict_of  # noqa: E402
+from hidiff_mm.utils.errors import ConfigError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -92,8 +96,8 @@ def enable_amp(cfg):
                       level=logging.WARNING)
             continue
         if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
-            raise ValueError('`--amp` is only supported when the optimizer wrapper type is '
-                             f'OptimWrapper, but got {wrapper.get("type")}.')
+            raise ConfigError('`--amp` is only supported when the optimizer wrapper type is '
+                              f'OptimWrapper, but got {wrapper.get("type")}.')
         wrapper.type = 'AmpOptimWrapper'
         wrapper.loss_scale = 'dynamic'
 
@@ -124,7 +128,8 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_cfg(args)
+    with cli.user_input(f'config {args.config}'):
+        cfg = build_cfg(args)
     fault_tolerant_hooks(cfg)
     ckpt_path, checkpoint = checkpoint_to_load(cfg)
     setup_cpu_distributed(cfg, args.launcher)

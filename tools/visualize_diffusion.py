@@ -20,10 +20,15 @@ import cv2
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.path[0])
+
+quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
+
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import diffusion_trajectory, init_model, labelled_grid, read_image  # noqa: E402
 from hidiff_mm.apis.trajectory import DEFAULT_COLS  # noqa: E402
-from hidiff_mm.utils.cli import run  # noqa: E402
+from hidiff_mm.utils.cli import run, user_input  # noqa: E402
+from hidiff_mm.utils.errors import InputError  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -46,9 +51,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     image = read_image(args.image)
     gt = read_image(args.gt) if args.gt else None
     if gt is not None and gt.shape != image.shape:
-        raise ValueError(f'--gt {args.gt} is {gt.shape[1]}x{gt.shape[0]}, the input '
+        raise InputError(f'--gt {args.gt} is {gt.shape[1]}x{gt.shape[0]}, the input '
                          f'{args.image} is {image.shape[1]}x{image.shape[0]}')
     model = init_model(args.config, args.checkpoint, args.device)
+    with user_input('--steps'):
+        model.prediction_options(steps=args.steps)
     items = diffusion_trajectory(model, image, seed=args.seed, steps=args.steps)
     if gt is not None:
         items.append(('sharp (GT)', gt))

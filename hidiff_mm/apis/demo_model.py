@@ -19,12 +19,16 @@ import torch
 from mmagic.evaluation.metrics import psnr, ssim
 
 from hidiff_mm.datasets.dead_leaves import make_dead_leaves_image
+from hidiff_mm.datasets.photos import SHARP_PHOTOS, load_photos
 from hidiff_mm.datasets.synthetic import make_sharp_image, make_split_pair
+from hidiff_mm.utils.errors import InputError
+from hidiff_mm.utils.mim import mim_path
 from .inference import deblur, init_model
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO_DIR = osp.join(REPO, 'demo_model')
-DEMO_CONFIG = osp.join(REPO, 'configs', 'hidiff_demo_shake.py')
+# The package's copies (hidiff_mm/.mim: links to the repository's folders in a checkout, files
+# in an installed wheel), so that the demo model works from any working directory.
+DEMO_DIR = mim_path('demo_model')
+DEMO_CONFIG = mim_path('configs', 'hidiff_demo_shake.py')
 DEMO_WEIGHTS = osp.join(DEMO_DIR, 'hidiff_demo_shake.pth')
 DEMO_RECORD = osp.join(DEMO_DIR, 'record.json')
 # The procedural test sets of the record: 128 px scenes, shake kernels of 9-31 px.
@@ -48,9 +52,16 @@ def procedural_test_pairs(seed: int, num: int = TEST_SET['num'], size: int = TES
     of :data:`SCENES`; never trained on: training uses the train split), named like the files
     ``make_synthetic_blur.py --scene <scene>`` writes."""
     if scene not in SCENES:
-        raise ValueError(f'scene must be one of {sorted(SCENES)}, got {scene!r}')
+        raise InputError(f'scene must be one of {sorted(SCENES)}, got {scene!r}')
     return [(f'{i:06d}', *make_split_pair(seed, 'test', i, size, kernel_sizes, SCENES[scene]))
             for i in range(num)]
+
+
+def sharp_photo_pairs(size: int = 256) -> List[Pair]:
+    """``[(name, sharp, sharp)]`` for the photographs of
+    :data:`~hidiff_mm.datasets.photos.SHARP_PHOTOS`: "sharp in, sharp out", where the output
+    is scored against the input itself."""
+    return [(name, img, img) for name, img in load_photos(size, SHARP_PHOTOS)]
 
 
 def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[Pair],
@@ -86,6 +97,30 @@ def summarize(results: Sequence[Dict]) -> Dict[str, float]:
     summary['ssim_gain'] = summary['ssim_output'] - summary['ssim_blurry']
     summary['num_images'] = len(results)
     return summary
+
+
+def summarize_sharp(results: Sequence[Dict]) -> Dict:
+    """What the model does to sharp images (:func:`sharp_photo_pairs` through
+    :func:`evaluate_pairs`): mean and worst PSNR of the output to the input, per image too."""
+    psnrs = {r['name']: r['psnr_output'] for r in results}
+    return dict(psnr_mean=float(np.mean(list(psnrs.values()))),
+                psnr_min=float(min(psnrs.values())), psnr=psnrs)
+
+
+def photo_gain_by_blur(per_image: Sequence[Dict], edges: Sequence[float] = (24.0, 28.0)
+                       ) -> List[Dict]:
+    """The photographs grouped by the PSNR of their blurry input (below ``edges[0]``, between,
+    ``edges[-1]`` and above): per group the number of images, how many improved and the mean
+    gain. ``per_image``: dicts with ``psnr_blurry`` and ``psnr_output``."""
+    bounds = [-np.inf, *edges, np.inf]
+    groups = []
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        rows = [r for r in per_image if low <= r['psnr_blurry'] < high]
+        gains = [r['psnr_output'] - r['psnr_blurry'] for r in rows]
+        groups.append(dict(low=float(low), high=float(high), images=len(rows),
+                           improved=sum(g > 0 for g in gains),
+                           mean_gain=float(np.mean(gains)) if gains else None))
+    return groups
 
 
 def format_summary(label: str, summary: Dict[str, float]) -> str:

@@ -17,7 +17,10 @@ import cv2
 import numpy as np
 import torch
 
+from ..models.layers import convert_for_device
 from ..utils.checkpoint import check_fits, state_dict_of
+from ..utils.cli import user_input
+from ..utils.errors import InputError
 from ..utils.io import load_weights_file
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -37,7 +40,9 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
         cfg_options: overrides merged into the config (as ``--cfg-options`` does).
 
     Returns:
-        The model in eval mode on ``device``, with the config as ``model.cfg``.
+        The model in eval mode on ``device``, with the config as ``model.cfg``, converted for
+        ``device`` (``convert_for_device``: by default the fast form of the blocks on the CPU,
+        the exact form elsewhere; ``print(model)`` names it).
 
     Raises:
         FileNotFoundError: the config or the checkpoint does not exist.
@@ -55,18 +60,20 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file not found: {config}')
-        cfg = Config.fromfile(str(config))
+        with user_input(f'config {config}'):
+            cfg = Config.fromfile(str(config))
     elif isinstance(config, Config):
         cfg = copy.deepcopy(config) if cfg_options else config
     else:
         raise TypeError(f'config must be a path or an mmengine Config, got {type(config)}')
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        with user_input('cfg_options'):
+            cfg.merge_from_dict(cfg_options)
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
         load_weights(model, checkpoint)
     model.cfg = cfg
-    return model.to(device).eval()
+    return convert_for_device(model.to(device), device).eval()
 
 
 def check_device(device: Union[str, torch.device]) -> torch.device:
@@ -74,13 +81,13 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"invalid device {device!r} (e.g. 'cpu', 'cuda', 'cuda:1'): {err}")
+        raise InputError(f"invalid device {device!r} (e.g. 'cpu', 'cuda', 'cuda:1'): {err}")
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' was asked for, but CUDA is not available here; "
+        raise InputError(f"device '{device}' was asked for, but CUDA is not available here; "
                          "use --device cpu")
     if device.type == 'cuda' and device.index is not None and \
             device.index >= torch.cuda.device_count():
-        raise ValueError(f"device '{device}' does not exist: this machine has "
+        raise InputError(f"device '{device}' does not exist: this machine has "
                          f'{torch.cuda.device_count()} CUDA device(s)')
     return device
 
@@ -94,7 +101,7 @@ def load_weights(model: torch.nn.Module, checkpoint: Union[str, Path]) -> None:
             'converted with tools/convert_official_checkpoint.py; see configs/hidiff/README.md)')
     raw = load_weights_file(checkpoint)
     if isinstance(raw, dict) and isinstance(raw.get('params'), dict):
-        raise ValueError(f'{checkpoint} is an official BasicSR file ({{"params": ...}}); convert '
+        raise InputError(f'{checkpoint} is an official BasicSR file ({{"params": ...}}); convert '
                          'it first: python tools/convert_official_checkpoint.py net_g.pth '
                          'net_le_dm.pth net_d.pth --out <converted>.pth')
     state = state_dict_of(raw, checkpoint)
@@ -121,7 +128,7 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
-        raise ValueError(f'cannot read image {path}: OpenCV cannot decode it '
+        raise InputError(f'cannot read image {path}: OpenCV cannot decode it '
                          '(not an image file, truncated, or an unsupported format)')
     return to_bgr_uint8(img, name=path)
 
@@ -146,10 +153,10 @@ def to_bgr_uint8(img: np.ndarray, name: str = 'image') -> np.ndarray:
     elif img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     elif not (img.ndim == 3 and img.shape[2] == 3):
-        raise ValueError(f'{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) '
+        raise InputError(f'{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) '
                          f'image, got shape {img.shape}')
     if min(img.shape[:2]) < 1:
-        raise ValueError(f'{name}: image is {img.shape[1]}x{img.shape[0]} (WxH) and has no '
+        raise InputError(f'{name}: image is {img.shape[1]}x{img.shape[0]} (WxH) and has no '
                          'pixels')
     return np.ascontiguousarray(img)
 
@@ -177,18 +184,27 @@ def _norm(model: torch.nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def image_to_tensor(model: torch.nn.Module, img: np.ndarray) -> torch.Tensor:
     """BGR uint8 ``(H, W, 3)`` -> the model's input ``(1, 3, H, W)`` (RGB, normalised by the
-    model's data preprocessor, e.g. [0, 1] for mean 0 / std 255), on the model's device."""
+    model's data preprocessor, e.g. [0, 1] for mean 0 / std 255), on the model's device.
+
+    Contiguous, as MMagic's data pipeline gives it: a channels-last view makes the convolutions
+    take other kernels, whose results differ in the last bits."""
     mean, std = _norm(model)
-    rgb = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).permute(2, 0, 1)[None].float()
+    rgb = torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).permute(2, 0, 1)[None]
+    rgb = rgb.contiguous().float()
     device = model_device(model)
     return (rgb.to(device) - mean.to(device)) / std.to(device)
 
 
 def tensor_to_image(model: torch.nn.Module, tensor: torch.Tensor) -> np.ndarray:
-    """The model's output ``(1, 3, H, W)`` -> BGR uint8 ``(H, W, 3)`` (clamped, rounded)."""
+    """The model's output ``(1, 3, H, W)`` -> BGR uint8 ``(H, W, 3)`` (clamped, rounded).
+
+    Rounded in the float32 steps of MMagic's inferencers (``tensor2img(pred_img / 255.)``), so
+    that MMagic's inference API writes the same bytes: rounding ``pred_img`` directly differs
+    at a ``.5`` tie that ``/ 255 * 255`` moves (about one pixel in 5,000)."""
     mean, std = _norm(model)
     rgb = tensor.float() * std.to(tensor.device) + mean.to(tensor.device)
-    rgb = rgb[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    rgb = ((rgb[0] / 255.).clamp(0, 1) * 255.).round().to(torch.uint8)
+    rgb = rgb.permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(rgb[..., ::-1])
 
 

@@ -24,6 +24,8 @@ from typing import Dict, List, Optional, Sequence
 
 import mmengine
 
+from ..utils.errors import InputError
+
 
 def load_paper_results(metafile: str, model: str) -> Dict[str, Dict[str, float]]:
     """``{dataset: {metric: value}}`` of ``model`` in the MMagic-format ``metafile``."""
@@ -35,7 +37,7 @@ def load_paper_results(metafile: str, model: str) -> Dict[str, Dict[str, float]]
             return {r['Dataset']: {k: float(v) for k, v in r.get('Metrics', {}).items()}
                     for r in entry.get('Results', [])}
     names = [e.get('Name') for e in meta.get('Models', [])]
-    raise KeyError(f'model {model!r} not in {metafile} (models: {names})')
+    raise InputError(f'model {model!r} not in {metafile} (models: {names})')
 
 
 def _number(value) -> Optional[float]:

@@ -6,6 +6,8 @@ from typing import Dict, List, Optional, Set
 from mmagic.datasets import BasicImageDataset
 from mmagic.registry import DATASETS
 
+from ..utils.errors import InputError
+
 
 @DATASETS.register_module()
 class PairedDeblurDataset(BasicImageDataset):
@@ -95,7 +97,7 @@ class PairedDeblurDataset(BasicImageDataset):
                 folder, list_dir=False, suffix=self.img_suffix, recursive=self.recursive)
         }
         if not paths:
-            raise ValueError(f"Image folder '{folder}' for key '{key}' holds no images "
+            raise InputError(f"Image folder '{folder}' for key '{key}' holds no images "
                              f'with a suffix in {self.img_suffix}.')
         return paths
 
@@ -109,4 +111,4 @@ class PairedDeblurDataset(BasicImageDataset):
             unmatched = {key: sorted(n - every)[:5] for key, n in names.items()}
             detail = '; '.join(f"'{self.data_prefix[key]}': {counts[key]} images"
                                f' (unmatched, first 5: {unmatched[key]})' for key in listed)
-            raise ValueError(f'Paired folders hold different numbers of images: {detail}.')
+            raise InputError(f'Paired folders hold different numbers of images: {detail}.')

@@ -7,6 +7,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
+from ..utils.errors import ConfigError
+
 
 def split_batch(data_batch: dict, counts: int) -> List[dict]:
     """Split a collated batch (a dict of equally long lists/tensors) into ``counts`` equal parts.
@@ -25,9 +27,9 @@ def split_batch(data_batch: dict, counts: int) -> List[dict]:
         raise ValueError(f'the batch entries differ in length: {sizes}')
     size = next(iter(sizes.values()))
     if size % counts:
-        raise ValueError(f'a batch of {size} samples cannot be split into {counts} equal '
-                         'micro-batches (accumulative_counts); equal micro-batches keep the '
-                         'accumulated gradient equal to the whole batch\'s')
+        raise ConfigError(f'a batch of {size} samples cannot be split into {counts} equal '
+                          'micro-batches (accumulative_counts); equal micro-batches keep the '
+                          'accumulated gradient equal to the whole batch\'s')
     step = size // counts
     return [{key: value[i * step:(i + 1) * step] for key, value in data_batch.items()}
             for i in range(counts)]
@@ -76,10 +78,10 @@ class AccumulatingIterBasedTrainLoop(IterBasedTrainLoop):
         if total_batch_size is not None:
             world = get_world_size()
             if not isinstance(dataloader, dict):
-                raise TypeError('total_batch_size needs the train_dataloader as a config dict')
+                raise ConfigError('total_batch_size needs the train_dataloader as a config dict')
             if total_batch_size % world:
-                raise ValueError(f'train_cfg.total_batch_size={total_batch_size} is not a '
-                                 f'multiple of the number of processes ({world})')
+                raise ConfigError(f'train_cfg.total_batch_size={total_batch_size} is not a '
+                                  f'multiple of the number of processes ({world})')
             dataloader = dict(dataloader, batch_size=total_batch_size // world)
         self.total_batch_size = total_batch_size
         super().__init__(runner, dataloader, max_iters, val_begin, val_interval,

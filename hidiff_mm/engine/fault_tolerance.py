@@ -129,7 +129,8 @@ def dead_data_worker() -> Optional[str]:
 
 def training_fault(err: Exception, runner) -> Optional[cli.ToolError]:
     """A ``ToolError`` naming what stopped training and what to resume from, or None for an
-    exception that is a bug (it keeps its traceback)."""
+    exception that is a bug (it keeps its traceback): a ``TypeError`` in ``forward_train`` is
+    one, a ``UserError`` (an unreadable image the dataset names) or an ``OSError`` is not."""
     # PyTorch's SIGCHLD handler raises whenever a worker exits from now on: not any more.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     dead_worker = dead_data_worker()
@@ -137,7 +138,10 @@ def training_fault(err: Exception, runner) -> Optional[cli.ToolError]:
     peer_lost = isinstance(err, RuntimeError) and PEER_LOST.search(text)
     if peer_lost:  # gloo's message is a paragraph naming a socket
         text = f'another process of the run has stopped ({peer_lost.group(0)})'
-    fault = dead_worker or peer_lost or isinstance(err, cli.USER_ERRORS + (FloatingPointError, )) \
+    # A user error (a file the config names, a config value, a full disk) and a non-finite loss
+    # (the editor's own check) are faults of the run; any other exception is a bug.
+    fault = dead_worker or peer_lost or cli.is_user_error(err) \
+        or isinstance(err, FloatingPointError) \
         or (isinstance(err, RuntimeError) and any(s in text for s in RUNTIME_FAULTS))
     if not fault:
         return None

@@ -10,7 +10,9 @@ it) and ``Runner._init_model_weights`` (``model.init_weights()``, where MMEngine
 ``PretrainedInit`` and HIDiff's ``init_from_stage1`` load). :class:`CheckpointGlobalsMixin` runs
 both inside :func:`hidiff_mm.utils.checkpoint_globals.mmengine_checkpoint_globals`, so the
 allow-list holds while the runner loads or initialises weights (its ``after_load_checkpoint``
-hooks included) and at no other time.
+hooks included) and at no other time. :func:`build_runner` also gives the runner a
+:class:`FastPathHook`, so the model runs the form of its blocks that its settings ask for on its
+device.
 """
 from typing import Any
 
@@ -19,6 +21,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..utils.checkpoint_globals import mmengine_checkpoint_globals
+from ..utils.errors import ConfigError
+from .hooks import FastPathHook
 
 
 class CheckpointGlobalsMixin:
@@ -42,7 +46,8 @@ class WeightsOnlyRunner(CheckpointGlobalsMixin, Runner):
 
 def build_runner(cfg: Config) -> Runner:
     """Build the runner of ``cfg``: :class:`WeightsOnlyRunner`, or ``cfg.runner_type`` with
-    :class:`CheckpointGlobalsMixin` mixed in when it lacks it.
+    :class:`CheckpointGlobalsMixin` mixed in when it lacks it; with a :class:`FastPathHook`
+    unless the config has one.
 
     Raises:
         KeyError: ``cfg.runner_type`` names no registered runner.
@@ -50,7 +55,10 @@ def build_runner(cfg: Config) -> Runner:
     runner_type = cfg.get('runner_type', WeightsOnlyRunner)
     runner_cls = RUNNERS.get(runner_type) if isinstance(runner_type, str) else runner_type
     if runner_cls is None:
-        raise KeyError(f'runner_type {runner_type!r} is not a registered runner')
+        raise ConfigError(f'runner_type {runner_type!r} is not a registered runner')
     if not issubclass(runner_cls, CheckpointGlobalsMixin):
         runner_cls = type(runner_cls.__name__, (CheckpointGlobalsMixin, runner_cls), {})
-    return runner_cls.from_cfg(cfg)
+    runner = runner_cls.from_cfg(cfg)
+    if not any(isinstance(hook, FastPathHook) for hook in runner.hooks):
+        runner.register_hook(FastPathHook())
+    return runner

@@ -10,6 +10,8 @@ from typing import Dict, Mapping
 
 import torch
 
+from ..utils.errors import ConfigError, InputError
+
 #: official network key -> parameter prefix in the ``HIDiff`` editor's state dict
 EDITOR_PREFIX = {
     'net_g': 'generator.',
@@ -27,7 +29,7 @@ def config_from_official(arch: str, kwargs: Mapping) -> dict:
     k = dict(kwargs)
     if arch == 'Transformer':
         if k.get('dual_pixel_task', False):
-            raise ValueError('dual_pixel_task=True is not part of HI-Diff and is not supported')
+            raise ConfigError('dual_pixel_task=True is not part of HI-Diff and is not supported')
         embed_dim, group = k.get('embed_dim', 48), k.get('group', 4)
         return dict(
             type='HIDiffTransformer',
@@ -54,7 +56,7 @@ def config_from_official(arch: str, kwargs: Mapping) -> dict:
             channel_expansion=k.get('channel_expansion', 4))
     if arch == 'denoising':
         if k.get('in_channel', 6) != k.get('out_channel', 3):
-            raise ValueError('denoising: in_channel must equal out_channel for a prior denoiser')
+            raise ConfigError('denoising: in_channel must equal out_channel for a prior denoiser')
         group = k.get('group', 4)
         return dict(
             type='HIDiffMixerDenoiser',
@@ -71,14 +73,14 @@ def config_from_official(arch: str, kwargs: Mapping) -> dict:
             prior_channels=4 * k.get('n_feats', 64),
             num_layers=k.get('n_denoise_res', 5),
             time_scale=10. * k.get('timesteps', 5))
-    raise ValueError(f'unknown official arch {arch!r}')
+    raise ConfigError(f'unknown official arch {arch!r}')
 
 
 def strip_official(obj: Mapping, source: str = '<state dict>') -> Dict[str, torch.Tensor]:
     """The bare state dict of an official file: unwrap ``params`` and drop ``module.``."""
     state = obj.get('params', obj) if isinstance(obj, Mapping) else None
     if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f'{source}: expected an official BasicSR file {{"params": state_dict}} '
+        raise InputError(f'{source}: expected an official BasicSR file {{"params": state_dict}} '
                          'or a bare state dict of tensors')
     return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
 
@@ -90,12 +92,12 @@ def official_role(state: Mapping[str, torch.Tensor], source: str = '<state dict>
     if 'conv1.0.weight' in state:
         in_chans = state['conv1.0.weight'].shape[1] // 16
         if in_chans not in (3, 6):
-            raise ValueError(f'{source}: latent encoder with {in_chans} input channels '
+            raise InputError(f'{source}: latent encoder with {in_chans} input channels '
                              '(expected 6 for net_le or 3 for net_le_dm)')
         return 'net_le' if in_chans == 6 else 'net_le_dm'
     if 'time_mlp' in state or 'resmlp.0.weight' in state:
         return 'net_d'
-    raise ValueError(f'{source}: not an official HI-Diff network (keys start with '
+    raise InputError(f'{source}: not an official HI-Diff network (keys start with '
                      f'{sorted(state)[:3]})')
 
 
@@ -108,6 +110,6 @@ def official_variant(states: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
         elif role == 'net_d':
             votes.add('gopro' if 'time_mlp' in state else 'realblur')
     if len(votes) > 1:
-        raise ValueError('the files mix GoPro networks (GELU encoder / mixer denoiser) with '
+        raise InputError('the files mix GoPro networks (GELU encoder / mixer denoiser) with '
                          'RealBlur ones (LeakyReLU encoder / MLP denoiser)')
     return votes.pop() if votes else 'gopro'

@@ -1,5 +1,5 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
-"""Loading MMEngine checkpoints with ``torch.load(weights_only=True)``, in a scope.
+"""Loading MMEngine checkpoints with ``torch.load(weights_only=True)``.
 
 torch >= 2.6 unpickles with ``weights_only=True`` by default, and MMEngine 0.10.7 calls
 ``torch.load(filename, map_location=...)`` without that argument, so ``resume`` / ``load_from``
@@ -7,8 +7,13 @@ refuse MMEngine's own checkpoints (``Unsupported global: GLOBAL mmengine.logging
 HistoryBuffer``). :func:`mmengine_checkpoint_globals` allow-lists exactly the globals such a
 checkpoint pickles, only while its ``with`` block runs; every place of hidiff_mm that loads a
 checkpoint (and :class:`hidiff_mm.engine.WeightsOnlyRunner`, through which ``tools/train.py``
-and ``tools/test.py`` resume and load) enters it. Outside it, ``torch.load`` is left as torch
-ships it: importing hidiff_mm changes no allow-list.
+and ``tools/test.py`` resume and load) enters it.
+
+MMagic's own tools (``mmagic/.mim/tools/train.py``, ``test.py``) build MMEngine's plain
+``Runner`` and load outside any scope of ours; the only code of ours they run is the config's
+``custom_imports = ['hidiff_mm']``. So ``import hidiff_mm`` calls
+:func:`allow_mmengine_checkpoints`, which adds the same list to torch's allow-list for the
+whole process, and nothing more: no other global, no ``weights_only=False``.
 
 The list, found by disassembling a real ``iter_N.pth`` (``pickletools``): ``HistoryBuffer``
 (message hub logs); ``numpy.core.multiarray._reconstruct`` and ``numpy.ndarray`` (arrays inside
@@ -81,6 +86,14 @@ def mmengine_safe_globals() -> Tuple[SafeGlobal, ...]:
     dtype_classes = {type(np.dtype(t)) for t in set(np.sctypeDict.values())}
     safe.extend(sorted(dtype_classes, key=lambda c: c.__name__))
     return tuple(safe)
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Add :func:`mmengine_safe_globals` to torch's allow-list for the rest of the process
+    (``import hidiff_mm`` does), so that MMEngine's plain ``Runner`` resumes and loads MMEngine
+    checkpoints under ``weights_only=True``. Idempotent; does nothing with torch < 2.4."""
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        torch.serialization.add_safe_globals(list(mmengine_safe_globals()))
 
 
 @contextmanager

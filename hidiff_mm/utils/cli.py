@@ -1,37 +1,49 @@
 """How the tools in ``tools/`` report errors: one line for what a user can fix, tracebacks for bugs.
 
-Each tool ends with ``run(main)``. Errors a user can act on (a missing or unreadable file, a bad
-config path or key, an invalid option value, a checkpoint that does not fit the config) are
-printed as one line on stderr, ``<tool>: error: <message>``, and the exit status is 2, as for
-argparse's own usage errors. A :class:`ToolError` (a fault already phrased for the user, e.g. a
-training run that stopped) is printed the same way with its own exit status. Anything else is a
-bug and keeps Python's traceback (exit status 1). ``--debug`` anywhere on the command line, or
-``HIDIFF_DEBUG=1`` in the environment, prints the full traceback of every error too; ``--debug``
-is removed from the arguments before ``main`` parses them and exported as ``HIDIFF_DEBUG=1`` so
-that child processes (``torchrun`` ranks, ``tools/quickstart.py``'s steps) show theirs as well.
-``main`` is called in-process by the tests, where exceptions propagate as usual.
+Each tool ends with ``run(main)``. An error is the user's by where it was raised, never by its
+type (:func:`is_user_error`):
+
+* a :class:`hidiff_mm.utils.errors.UserError` (``InputError``, ``ConfigError``,
+  ``CheckpointError``), raised only where an argument, a config value or a file the user named is
+  checked;
+* any exception raised inside :func:`user_input`, the context the tools put around parsing
+  their arguments, reading the config and reading the files the user named;
+* an exception raised by MMEngine's registry itself while it builds an object a config
+  describes: an unknown ``type`` (``KeyError``) or an argument the class does not take
+  (``TypeError`` raised at the call, before any of the class's code runs);
+* an ``OSError``: the operating system refused a file operation (missing file, no permission,
+  full disk); the message names the path.
+
+These are printed as one line on stderr, ``<tool>: error: <message>``, and the exit status is 2,
+as for argparse's own usage errors. A :class:`ToolError` (a fault already phrased for the user,
+e.g. a training run that stopped) is printed the same way with its own exit status. Anything
+else is a bug and keeps Python's traceback (exit status 1), a ``TypeError`` or ``ValueError``
+raised in model code included. ``--debug`` anywhere on the command line, or ``HIDIFF_DEBUG=1``
+in the environment, prints the full traceback of every error too; ``--debug`` is removed from
+the arguments before ``main`` parses them and exported as ``HIDIFF_DEBUG=1`` so that child
+processes (``torchrun`` ranks, ``tools/quickstart.py``'s steps) show theirs as well. ``main`` is
+called in-process by the tests, where exceptions propagate as usual.
+
+This module imports nothing from hidiff_mm (``tools/light_import.py`` loads it alone), so a
+:class:`~hidiff_mm.utils.errors.UserError` is recognised by its class attribute
+``user_error = True``.
 """
 import argparse
-import contextlib
 import ctypes
 import logging
 import os
 import os.path as osp
-import pickle
+import re
 import subprocess
 import sys
 import traceback
-from typing import Any, Callable, Iterator, NoReturn
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 DEBUG_ENV = 'HIDIFF_DEBUG'
 USER_ERROR_EXIT = 2
-
-# What a user can fix. OSError covers missing/unreadable files and full disks; ValueError bad
-# values and files (CheckpointError is one); KeyError and TypeError bad config keys (MMEngine's
-# registry reports an unknown type as KeyError and an unknown argument as TypeError, both naming
-# the class); ImportError a config's custom_imports; SyntaxError a config file that is not Python.
-USER_ERRORS = (OSError, ValueError, KeyError, TypeError, ImportError, SyntaxError,
-               pickle.UnpicklingError)
+#: The folder of MMEngine's registry, as it appears in a traceback's file names.
+REGISTRY_CODE = f'{os.sep}mmengine{os.sep}registry{os.sep}'
 
 
 class ToolError(Exception):
@@ -40,6 +52,44 @@ class ToolError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+@contextmanager
+def user_input(what: Optional[str] = None) -> Iterator[None]:
+    """Count every error raised inside as the user's (see :func:`is_user_error`).
+
+    Put it around the code that reads what the user gave, and only that: parsing and checking
+    arguments, ``Config.fromfile`` and ``merge_from_dict``, reading a file the user named. Never
+    around building or running a model. The exception keeps its type and traceback; it is
+    marked (``user_error = True``) and, with ``what``, its message says where it came from
+    (``what: <message>``) unless it is a ``UserError`` or an ``OSError``, which name their
+    file already.
+    """
+    try:
+        yield
+    except Exception as err:
+        if what and not is_user_error(err):
+            err.input_source = what
+        err.user_error = True
+        raise
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` is the user's to fix, by where it was raised (module docstring)."""
+    return bool(getattr(err, 'user_error', False)) or isinstance(err, OSError) or \
+        raised_by_registry(err)
+
+
+def raised_by_registry(err: BaseException) -> bool:
+    """Whether ``err`` was raised by MMEngine's registry itself (its innermost frame is there):
+    an unknown ``type``, or arguments that the built class does not take. An error raised
+    inside the class's own code has its innermost frame there instead."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return REGISTRY_CODE in tb.tb_frame.f_code.co_filename
 
 
 def key_value(text: str) -> str:
@@ -71,7 +121,12 @@ def error_message(err: BaseException) -> str:
         text = str(err).strip() or type(err).__name__
     if 'Original Traceback' in text:
         lines = [line for line in text.splitlines() if line.strip()]
-        text = f'{lines[-1].strip()} ({lines[0].strip().rstrip(".")})'
+        last = re.sub(r'^[\w.]+\.(\w+): ', r'\1: ', lines[-1].strip())  # no module path
+        text = f'{last} ({lines[0].strip().rstrip(".")})'
+    source = getattr(err, 'input_source', None)
+    if source:
+        kind = '' if isinstance(err, (ValueError, KeyError)) else f'{type(err).__name__}: '
+        text = f'{source}: {kind}{text}'
     return text
 
 
@@ -131,7 +186,7 @@ def keep_freed_memory() -> bool:
     return _kept
 
 
-@contextlib.contextmanager
+@contextmanager
 def large_blocks_returned() -> Iterator[bool]:
     """Inside, glibc's default for new blocks: those above :data:`LARGE_BLOCK` (128 KiB) that
     the heap has no free room for are mapped afresh and handed back to the OS when freed; free
@@ -176,7 +231,9 @@ def run(main: Callable[[], Any]) -> NoReturn:
         report(err, err.exit_code)
     except subprocess.CalledProcessError as err:  # the child has printed its own error
         report(err, err.returncode if err.returncode > 0 else 1)
-    except USER_ERRORS as err:
+    except Exception as err:
+        if not is_user_error(err):
+            raise
         report(err, USER_ERROR_EXIT)
     code = code if isinstance(code, int) else 0
     if _multi_process():

@@ -8,6 +8,8 @@ import re
 import tempfile
 from typing import Any
 
+from .errors import InputError
+
 
 def atomic_write_bytes(data: bytes, path: str) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
@@ -42,7 +44,7 @@ def atomic_torch_save(obj: Any, path: str) -> None:
     atomic_write_bytes(buffer.getvalue(), path)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A file that should hold weights cannot be read as such (corrupted, or refused)."""
 
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from .errors import ConfigError
 from .io import load_weights_file
 
 # torchvision builder -> the file its IMAGENET1K_V1 weights download to
@@ -25,7 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def features_layout(arch: str) -> nn.Sequential:
     """torchvision ``<arch>().features`` on the meta device: the layers, no weights, no memory."""
     if arch not in TORCHVISION_FILES:
-        raise ValueError(f'arch must be one of {sorted(TORCHVISION_FILES)}, got {arch!r}')
+        raise ConfigError(f'arch must be one of {sorted(TORCHVISION_FILES)}, got {arch!r}')
     with torch.device('meta'):
         return getattr(torchvision.models, arch)(weights=None).features
 

@@ -49,7 +49,9 @@ def side_by_side_figure(rows: Sequence[Dict], out: str, title: str = '') -> str:
 
     Args:
         rows: dicts with ``name``, ``blurry``, ``output``, ``sharp`` (RGB uint8, same shape)
-            and optionally ``ssim_blurry`` / ``ssim_output`` (shown when given).
+            and optionally ``ssim_blurry`` / ``ssim_output`` (shown when given) and
+            ``input_label`` (the first column's title, default ``'blurry'``; a row whose input
+            is the sharp image itself shows "sharp in, sharp out").
         out: PNG path.
         title: figure title.
 
@@ -58,21 +60,24 @@ def side_by_side_figure(rows: Sequence[Dict], out: str, title: str = '') -> str:
     """
     if not rows:
         raise ValueError('side_by_side_figure needs at least one row')
-    fig = Figure(figsize=(7.5, 2.8 * len(rows) + (0.4 if title else 0)))
+    height = 2.8 * len(rows) + (0.4 if title else 0)
+    fig = Figure(figsize=(7.5, height))
     axes = fig.subplots(len(rows), 3, squeeze=False)
     for ax_row, row in zip(axes, rows):
         captions = []
         for key in ('blurry', 'output'):
-            text = f'PSNR {psnr(row[key], row["sharp"]):.2f} dB'
+            value = psnr(row[key], row['sharp'])
+            text = 'identical' if np.isinf(value) else f'PSNR {value:.2f} dB'
             if f'ssim_{key}' in row:
                 text += f', SSIM {row[f"ssim_{key}"]:.3f}'
             captions.append(text)
-        _show(ax_row[0], row['blurry'], f'{row["name"]}: blurry', captions[0])
+        _show(ax_row[0], row['blurry'], f'{row["name"]}: {row.get("input_label", "blurry")}',
+              captions[0])
         _show(ax_row[1], row['output'], 'HI-Diff', captions[1])
         _show(ax_row[2], row['sharp'], 'sharp', 'reference')
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.4 / height if title else 0)))
     return save_figure(fig, out)
 
 

@@ -7,6 +7,7 @@ from apis_helpers import REPO
 
 from hidiff_mm.apis import (build_results_table, load_paper_results, results_table_markdown,
                             write_results_table)
+from hidiff_mm.utils.errors import InputError
 
 METAFILE = str(REPO / 'configs' / 'hidiff' / 'metafile.yml')
 SPEC = dict(
@@ -28,7 +29,7 @@ def test_paper_numbers_come_from_the_metafile():
                      'RealBlur-J': dict(PSNR=29.15, SSIM=0.890)}
     assert load_paper_results(METAFILE, 'hidiff_realblur_j_official') == {
         'RealBlur-J': dict(PSNR=33.70, SSIM=0.941)}
-    with pytest.raises(KeyError, match='nope'):
+    with pytest.raises(InputError, match='nope'):
         load_paper_results(METAFILE, 'nope')
 
 

@@ -78,3 +78,18 @@ class KillDataWorkerHook(Hook):
             workers = runner.train_loop.dataloader_iterator._iterator._workers
             os.kill(workers[0].pid, signal.SIGKILL)
             time.sleep(5)
+
+
+def buggy_forward_train(*args, **kwargs):
+    """A forward_train with a bug: adds a number to None (a ``TypeError``)."""
+    offset = None
+    return offset + 1
+
+
+@HOOKS.register_module()
+class BugInForwardTrainHook(Hook):
+    """Before the first iteration, replace the model's ``forward_train`` by one with a bug."""
+
+    def before_train(self, runner) -> None:
+        model = getattr(runner.model, 'module', runner.model)
+        model.forward_train = buggy_forward_train

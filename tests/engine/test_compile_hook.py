@@ -16,6 +16,7 @@ from torch import nn
 import hidiff_mm  # noqa: F401  (registers the hook and the models)
 from hidiff_mm.engine.hooks import CompileGeneratorHook
 from hidiff_mm.models.backbones.hidiff_transformer import HIDiffTransformer
+from hidiff_mm.utils.errors import ConfigError
 
 TINY = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 1, 1))
 
@@ -149,5 +150,5 @@ def test_without_torch_compile_the_hook_is_a_logged_no_op(monkeypatch, caplog):
 
 
 def test_missing_generator_is_an_error():
-    with pytest.raises(AttributeError, match="no sub-module 'net_g'"):
+    with pytest.raises(ConfigError, match="no sub-module 'net_g'"):
         CompileGeneratorHook(attribute='net_g').before_run(make_runner(Editor()))

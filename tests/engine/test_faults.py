@@ -18,7 +18,8 @@ from tiny_config import write_config
 
 from hidiff_mm.engine.fault_tolerance import training_fault
 from hidiff_mm.utils import load_weights_file
-from hidiff_mm.utils.cli import ToolError, error_message
+from hidiff_mm.utils.cli import ToolError, error_message, is_user_error
+from hidiff_mm.utils.errors import ConfigError, InputError
 
 ITERS, SWITCH = 6, 3  # stage 2 from iteration 4 on
 RUN = dict(iters=ITERS, switch=SWITCH, workers=2, val_interval=2)
@@ -154,12 +155,13 @@ def test_image_unreadable_mid_run_is_named_and_not_skipped(tiny_data, tmp_path):
     for name in os.listdir(folder):
         with open(osp.join(folder, name), 'wb') as f:
             f.write(b'\x89PNG\r\n\x1a\n damaged')
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(InputError) as err:  # re-raised from the worker with its class
         # the workers may have loaded the rest of this epoch already; the next one reads anew
         for _ in itertools.chain(batches, loader):
             pass
+    assert is_user_error(err.value)
     line = error_message(err.value)
-    assert line.startswith(f"ValueError: Cannot read image '{folder}/")
+    assert line.startswith(f"InputError: Cannot read image '{folder}/")
     assert line.endswith('in DataLoader worker process 0)') or \
         line.endswith('in DataLoader worker process 1)')
 
@@ -217,6 +219,28 @@ def test_training_fault_messages(tmp_path):
                              f'and run the same command with --resume to continue from '
                              f'{tmp_path}/iter_6.pth)')
         assert fault(RuntimeError('mat1 and mat2 shapes cannot be multiplied'), runner) is None
-        assert fault(ZeroDivisionError('a bug'), runner) is None  # bugs keep their traceback
+        # bugs keep their traceback, whatever their type; user errors and the OS's do not
+        for bug in (ZeroDivisionError('a bug'), TypeError("unsupported operand type(s) for +: "
+                    "'NoneType' and 'int'"), ValueError('too many values to unpack'),
+                    KeyError('generator')):
+            assert fault(bug, runner) is None, bug
+        for user in (InputError("Cannot read image 'a.png' (key 'img')"),
+                     ConfigError('ProgressivePatchHook: patch 64 is larger than the loaded '
+                                 '32x32 crops'), OSError(28, 'No space left on device')):
+            assert 'training stopped in iteration 7: ' in str(fault(user, runner))
     finally:
         signal.signal(signal.SIGCHLD, previous)
+
+
+def test_a_bug_in_forward_train_keeps_its_traceback(tiny_data, tmp_path):
+    """A ``TypeError`` raised by model code during training is a bug: Python's traceback, exit
+    status 1, and no "fix the cause ... --resume" line."""
+    config = write_config(str(tmp_path / 'bug.py'), tiny_data, str(tmp_path / 'work'),
+                          **dict(RUN, workers=0), faults=[dict(type='BugInForwardTrainHook')])
+    proc = run_tool(['tools/train.py', config], check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert 'Traceback (most recent call last)' in proc.stderr
+    assert 'in buggy_forward_train' in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1] == (
+        "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'")
+    assert 'training stopped' not in proc.stderr and '--resume' not in proc.stderr

@@ -251,3 +251,24 @@ def test_rng_states_are_gathered_only_where_a_checkpoint_is_due():
     assert torch.equal(stale['meta']['rng_states'][0]['torch'], torch.get_rng_state())
     assert not torch.equal(stale['meta']['rng_states'][0]['torch'],
                            checkpoint['meta']['rng_states'][0]['torch'])
+
+
+def test_fast_path_hook_converts_the_model_for_its_device():
+    """Before the run, each network gets the form its ``fast_path`` setting asks for where its
+    parameters are (fast on the CPU by default; a pinned False stays exact), through a model
+    wrapper too."""
+    from hidiff_mm.engine.hooks import FastPathHook
+    from hidiff_mm.models.backbones import HIDiffTransformer
+
+    def tiny(**kwargs):
+        return HIDiffTransformer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1,
+                                 heads=(1, 1, 1, 1), **kwargs)
+
+    model = torch.nn.ModuleDict(dict(module=torch.nn.ModuleDict(dict(
+        default=tiny(), exact=tiny(fast_path=False)))))
+    assert FastPathHook.priority == 'HIGHEST'  # before CompileGeneratorHook (VERY_HIGH)
+    FastPathHook().before_run(SimpleNamespace(model=model))
+    nets = model['module']
+    assert type(nets['default']).__name__ == 'FastHIDiffTransformer'
+    assert type(nets['default'].latent.blocks[0].attn).__name__ == 'FastMDTA'
+    assert type(nets['exact']) is HIDiffTransformer

@@ -11,6 +11,7 @@ from test_training_e2e import free_port, max_diff, weights
 from tiny_config import TEMPLATE, TINY_MODEL
 
 from hidiff_mm.engine.hooks import DiffusionSettingsHook, PriorRampHook, StageSwitchHook
+from hidiff_mm.utils.errors import ConfigError
 
 NETWORKS = ('generator.', 'prior_head.encoder_s1.', 'prior_head.encoder_s2.',
             'prior_head.denoiser.')
@@ -45,7 +46,7 @@ def test_ramp_refuses_a_stage_switch_and_a_two_stage_model():
     with pytest.raises(ValueError, match='remove the StageSwitchHook'):
         PriorRampHook(0, 1).before_train(SimpleNamespace(
             model=model, hooks=[StageSwitchHook(switch_iter=1)]))
-    with pytest.raises(TypeError, match="HIDiffOneStage"):
+    with pytest.raises(ConfigError, match="HIDiffOneStage"):
         PriorRampHook(0, 1).before_train(SimpleNamespace(model=object(), hooks=[]))
 
 

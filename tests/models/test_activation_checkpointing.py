@@ -5,6 +5,7 @@ from mmagic.registry import MODELS
 
 from hidiff_mm.models.backbones import hidiff_transformer
 from hidiff_mm.models.backbones.hidiff_transformer import HIDiffTransformer
+from hidiff_mm.models.layers import convert_for_device
 
 TINY = dict(dim=8, num_blocks=[1, 2, 1, 1], num_refinement_blocks=2, prior_channels=16)
 
@@ -31,7 +32,7 @@ def outputs_and_grads(model: torch.nn.Module, x: torch.Tensor, prior: torch.Tens
 @pytest.mark.parametrize('autocast', [False, True])
 def test_checkpointing_gives_the_same_outputs_and_gradients(fast_path, autocast):
     torch.manual_seed(0)
-    model = HIDiffTransformer(**TINY, fast_path=fast_path)
+    model = convert_for_device(HIDiffTransformer(**TINY, fast_path=fast_path))
     x, prior = torch.rand(2, 3, 32, 32), torch.randn(2, 16, 16)
     out, grads = outputs_and_grads(model, x, prior, autocast)
     model.with_cp = True

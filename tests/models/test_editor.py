@@ -5,6 +5,8 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.optim import OptimWrapper
 
+from hidiff_mm.utils.errors import InputError
+
 
 def tiny_model(editor: str = 'HIDiff', **kwargs) -> torch.nn.Module:
     enc = dict(type='HIDiffLatentEncoder', embed_dim=4, num_blocks=1)
@@ -116,11 +118,11 @@ def test_init_from_stage1_loads_transformer_and_stage1_encoder_strictly(tmp_path
     state['generator.extra.weight'] = torch.zeros(1)
     broken = str(tmp_path / 'broken.pth')
     torch.save(dict(state_dict=state), broken)
-    with pytest.raises(KeyError, match=r"broken\.pth.*unexpected key\(s\) \['extra\.weight'\]"):
+    with pytest.raises(InputError, match=r"broken\.pth.*unexpected key\(s\) \['extra\.weight'\]"):
         tiny_model(stage=2, init_from_stage1=broken).init_weights()
     del state['generator.extra.weight']
     torch.save(dict(state_dict=state), broken)
-    with pytest.raises(KeyError, match=dropped[len('prior_head.encoder_s1.'):]):
+    with pytest.raises(InputError, match=dropped[len('prior_head.encoder_s1.'):]):
         tiny_model(stage=2, init_from_stage1=broken).init_weights()
     with pytest.raises(FileNotFoundError, match='model.init_from_stage1: no stage-1 checkpoint'):
         tiny_model(stage=2, init_from_stage1=str(tmp_path / 'missing.pth')).init_weights()

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from hidiff_mm.models.backbones import GDFN, MDTA, HIDiffTransformer, HIDiffTransformerBlock
-from hidiff_mm.models.layers import (FAST_FORMS, HIM, HIDiffLayerNorm, convert_to_exact,
-                                     convert_to_fast)
+from hidiff_mm.models.layers import (FAST_FORMS, HIM, HIDiffLayerNorm, convert_for_device,
+                                     convert_to_exact, convert_to_fast)
 from hidiff_mm.models.layers.fast_path import DEFAULT_STRIP_PIXELS, conv_rows, row_strips
 from hidiff_mm.models.mixing import PriorGuidedBackbone
 
@@ -194,32 +194,45 @@ def forms(module: nn.Module) -> set:
         ({'exact'} if kinds & {e for e, _ in FAST_FORMS} else set())
 
 
-def test_fast_path_setting_follows_the_device():
-    """'cpu' (default): fast form on the CPU, exact elsewhere (measured faster on CUDA,
-    docs/performance.md), re-decided when the model moves; True / False and the explicit
-    conversions pin a form."""
+def test_forms_change_only_by_an_explicit_conversion():
+    """A network is built exact; ``convert_for_device`` gives the form its setting asks for
+    ('cpu', the default: fast on the CPU, exact elsewhere, docs/performance.md); moving a model
+    never changes its form; ``convert_to_fast`` / ``convert_to_exact`` pin one."""
     net = tiny_transformer()
-    assert net.fast_path == 'cpu' and forms(net) == {'fast'}
+    assert net.fast_path == 'cpu' and forms(net) == {'exact'}
+    assert type(net).forward is HIDiffTransformer.forward  # the code you read is what runs
+    convert_for_device(net)
+    assert forms(net) == {'fast'}
     assert net.strip_pixels == net.encoder_level1.blocks[0].attn.strip_pixels == \
         DEFAULT_STRIP_PIXELS
-    net.to('meta')  # not the CPU: another device
-    assert forms(net) == {'exact'}
-    net.to_empty(device='cpu')
-    assert forms(net) == {'fast'}
-    net.double()
-    assert forms(net) == {'fast'}
+    for move in (lambda m: m.to('meta'), lambda m: m.to_empty(device='cpu'),
+                 lambda m: m.double(), lambda m: m.float()):
+        move(net)
+        assert forms(net) == {'fast'}
+    assert forms(convert_for_device(net, 'meta')) == {'exact'}  # not the CPU: another device
+    assert forms(convert_for_device(net.to('meta'))) == {'exact'}  # where the parameters are
+    assert forms(convert_for_device(net, 'cpu')) == {'fast'}
     convert_to_exact(net)
-    assert net.fast_path is False
-    net.float().to('cpu')
-    assert forms(net) == {'exact'}  # an explicit conversion is not undone by a move
+    assert net.fast_path is False and forms(convert_for_device(net, 'cpu')) == {'exact'}
     convert_to_fast(net, strip_pixels=64)
     assert net.fast_path is True and net.strip_pixels == 64
-    net.to('meta')
-    assert forms(net) == {'fast'} and net.latent.blocks[0].ffn.strip_pixels == 64
-    assert forms(tiny_transformer(fast_path=True).to('meta')) == {'fast'}
-    assert forms(tiny_transformer(fast_path=False)) == {'exact'}
+    assert forms(convert_for_device(net, 'meta')) == {'fast'}
+    assert net.latent.blocks[0].ffn.strip_pixels == 64
+    assert forms(convert_for_device(tiny_transformer(fast_path=True), 'meta')) == {'fast'}
+    assert forms(convert_for_device(tiny_transformer(fast_path=False))) == {'exact'}
     with pytest.raises(ValueError, match='fast_path'):
         tiny_transformer(fast_path='cuda')
+
+
+def test_print_names_the_form():
+    """``print(model)`` shows which form runs: the class names and each network's setting."""
+    net = tiny_transformer()
+    text = repr(net)
+    assert text.startswith("HIDiffTransformer(\n  fast_path='cpu', form=exact\n")
+    assert 'FastMDTA' not in text and 'MDTA(' in text
+    text = repr(convert_for_device(nn.Sequential(net)))
+    assert "FastHIDiffTransformer(\n    fast_path='cpu', form=fast\n" in text
+    assert 'FastMDTA(' in text
 
 
 def test_prior_guided_backbone_follows_the_setting():
@@ -227,11 +240,12 @@ def test_prior_guided_backbone_follows_the_setting():
     backbone = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1))
     wrapped = PriorGuidedBackbone(backbone, insert_after=['0'], prior_channels=16,
                                   prior_tokens=4, num_heads=2, probe_size=8)
-    assert forms(wrapped) == {'fast'}
-    assert forms(wrapped.to('meta')) == {'exact'}
-    assert forms(PriorGuidedBackbone(copy.deepcopy(backbone), insert_after=['0'],
-                                     prior_channels=16, prior_tokens=4, probe_size=8,
-                                     fast_path=False)) == {'exact'}
+    assert forms(wrapped) == {'exact'}
+    assert forms(convert_for_device(wrapped)) == {'fast'} and 'form=fast' in repr(wrapped)
+    assert forms(convert_for_device(wrapped, 'meta')) == {'exact'}
+    assert forms(convert_for_device(PriorGuidedBackbone(
+        copy.deepcopy(backbone), insert_after=['0'], prior_channels=16, prior_tokens=4,
+        probe_size=8, fast_path=False))) == {'exact'}
 
 
 def test_autocast_keeps_the_residual_stream_fp32():

@@ -12,6 +12,8 @@ from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 
+from hidiff_mm.utils.errors import ConfigError
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ENC = dict(type='HIDiffLatentEncoder', embed_dim=4, num_blocks=1)
 ARCH = dict(
@@ -216,10 +218,10 @@ def test_loss_values_signs_and_weights(vgg_file):
 
 def test_misuse_is_loud(vgg_file):
     model = gan(vgg_file)
-    with pytest.raises(RuntimeError, match='MMSeparateDistributedDataParallel'):
+    with pytest.raises(ConfigError, match='MMSeparateDistributedDataParallel'):
         model(torch.rand(1, 3, 16, 16), DataSample(gt_img=torch.rand(1, 3, 16, 16)),
               mode='loss')
-    with pytest.raises(TypeError, match='OptimWrapperDict'):
+    with pytest.raises(ConfigError, match='OptimWrapperDict'):
         model.train_step(batch(), OptimWrapper(torch.optim.Adam(model.parameters())))
 
 

@@ -4,6 +4,8 @@ import torch
 from mmagic.structures import DataSample
 from test_editor import tiny_model
 
+from hidiff_mm.utils.errors import ConfigError
+
 
 def one_stage_model(**kwargs) -> torch.nn.Module:
     return tiny_model('HIDiffOneStage', **kwargs)
@@ -24,7 +26,7 @@ def test_construction_refuses_stages_and_oracle_validation():
 
 def test_training_without_a_diffused_weight_is_refused():
     model = one_stage_model()
-    with pytest.raises(RuntimeError, match="PriorRampHook"):
+    with pytest.raises(ConfigError, match="PriorRampHook"):
         model(torch.rand(1, 3, 16, 16), DataSample(gt_img=torch.rand(1, 3, 16, 16)), mode='loss')
 
 

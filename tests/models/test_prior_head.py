@@ -7,6 +7,9 @@ from mmagic.registry import MODELS
 from test_scheduler import REALBLUR, abar_by_hand
 from torch import nn
 
+from hidiff_mm.models.latent.prior_head import SCHEDULER_INTERFACE, check_scheduler
+from hidiff_mm.utils.errors import ConfigError
+
 
 @MODELS.register_module(force=True)
 class ToyDenoiser(nn.Module):
@@ -109,3 +112,39 @@ def test_sample_draws_z_T_once_and_starts_training_from_add_noise():
         torch.manual_seed(6)
         start = prior.scheduler.add_noise(z, torch.randn(cond.shape, dtype=cond.dtype), 7)
         assert torch.equal(trained, prior.reverse_chain(start, cond))
+
+
+@pytest.mark.parametrize('name', ['DDPMScheduler', 'DDIMScheduler', 'EditDDPMScheduler'])
+def test_schedulers_without_the_interface_are_refused_by_name(name):
+    """MMagic's registered schedulers lack what the sampling loop, stage-2 training and the
+    checkpoints' settings use: building the head says which parts and what is needed."""
+    enc = dict(type='HIDiffLatentEncoder', embed_dim=4, num_blocks=1)
+    cfg = dict(type='LatentPriorHead', encoder_s1=None, encoder_s2=dict(enc, in_channels=3),
+               denoiser=dict(type='ToyDenoiser'), scheduler=dict(type=name))
+    with pytest.raises(ConfigError) as err:
+        MODELS.build(cfg)
+    text = str(err.value)
+    assert text.startswith(f'model.prior_head.scheduler: {name} does not have the interface')
+    assert 'no method settings' in text and SCHEDULER_INTERFACE in text
+    if name != 'EditDDPMScheduler':
+        assert f"len(scheduler) fails (object of type '{name}' has no len())" in text
+
+
+class AlmostScheduler:
+    """Every method, but ``set_timesteps(None)`` does not choose all T steps."""
+
+    timesteps = torch.tensor([3, 1])
+
+    def __len__(self):
+        return 4
+
+    def set_timesteps(self, num_inference_steps=None):
+        pass
+
+    step = add_noise = settings = set_timesteps
+
+
+def test_check_scheduler():
+    check_scheduler(head({}).scheduler)  # HIDiffScheduler has the interface
+    with pytest.raises(ConfigError, match=r'set_timesteps\(None\) chose \[3, 1\], not all 4'):
+        check_scheduler(AlmostScheduler())

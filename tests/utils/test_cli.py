@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from mmengine.registry import Registry
 
-from hidiff_mm.utils import cli
+from hidiff_mm.utils import CheckpointError, ConfigError, InputError, cli
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,32 +29,84 @@ def no_debug(monkeypatch):
     monkeypatch.delenv('WORLD_SIZE', raising=False)
 
 
-@pytest.mark.parametrize('error,message', [
-    (FileNotFoundError(2, 'No such file or directory', 'x.py'),
+def raise_(error):
+    raise error
+
+
+@pytest.mark.parametrize('main,message', [
+    (lambda: raise_(FileNotFoundError(2, 'No such file or directory', 'x.py')),
      "[Errno 2] No such file or directory: 'x.py'"),
-    (KeyError('Nope is not in the mmagic::model registry'),
-     'Nope is not in the mmagic::model registry'),
-    (ValueError('tile must be a positive multiple of 8'), 'tile must be a positive multiple of 8'),
-    (TypeError("HIDiff.__init__() got an unexpected keyword argument 'foo'"),
-     "HIDiff.__init__() got an unexpected keyword argument 'foo'"),
-])
-def test_user_errors_are_one_line_with_status_2(error, message, monkeypatch, capsys):
-
-    def main():
-        raise error
-
+    (lambda: raise_(InputError('tile must be a positive multiple of 8')),
+     'tile must be a positive multiple of 8'),
+    (lambda: raise_(ConfigError('stage must be 1 or 2, got 3')), 'stage must be 1 or 2, got 3'),
+    (lambda: raise_(CheckpointError('cannot read checkpoint a.pth (0 bytes)')),
+     'cannot read checkpoint a.pth (0 bytes)'),
+], ids=['os', 'input', 'config', 'checkpoint'])
+def test_user_errors_are_one_line_with_status_2(main, message, monkeypatch, capsys):
     code, err = run_main(main, [], monkeypatch, capsys)
     assert code == 2 and err == f'tool.py: error: {message}\n'
 
 
-def test_bugs_keep_their_traceback(monkeypatch, capsys):
+def read_config():
+    """What a tool does with the config it was given: here, a file with a bug of the user's."""
+    with cli.user_input('config x.py'):
+        return {}['nope']
 
-    def main():
-        raise ZeroDivisionError('a bug')
 
+def test_errors_while_reading_user_input_are_the_users(monkeypatch, capsys):
+    """Any error raised inside ``user_input`` (reading a config, options, a named file) is one
+    line naming its source; it keeps its type for in-process callers."""
+    assert run_main(read_config, [], monkeypatch, capsys) == (
+        2, 'tool.py: error: config x.py: nope\n')
+
+    def bad_option():
+        with cli.user_input('--steps'):
+            raise TypeError("'<' not supported between instances of 'str' and 'int'")
+
+    assert run_main(bad_option, [], monkeypatch, capsys) == (
+        2, "tool.py: error: --steps: TypeError: '<' not supported between instances of 'str' "
+        "and 'int'\n")
+    with pytest.raises(KeyError):
+        read_config()
+
+
+TEST_REGISTRY = Registry('cli test')
+
+
+@TEST_REGISTRY.register_module()
+class Buggy:
+    """A registered class whose constructor has a bug."""
+
+    def __init__(self, size: int = 1) -> None:
+        self.size = size + None
+
+
+def test_the_registry_decides_config_errors_not_the_type(monkeypatch, capsys):
+    """An unknown ``type`` or an argument the class does not take is the config's (MMEngine's
+    registry raises it); a TypeError inside the class's own code is a bug."""
+    code, err = run_main(lambda: TEST_REGISTRY.build(dict(type='Nope')), [], monkeypatch, capsys)
+    assert code == 2 and err.startswith('tool.py: error: Nope is not in the')
+    code, err = run_main(lambda: TEST_REGISTRY.build(dict(type='Buggy', foo=1)), [],
+                         monkeypatch, capsys)
+    assert code == 2 and "unexpected keyword argument 'foo'" in err
     monkeypatch.setattr(sys, 'argv', ['tool.py'])
-    with pytest.raises(ZeroDivisionError):
-        cli.run(main)
+    with pytest.raises(TypeError, match='NoneType'):
+        cli.run(lambda: TEST_REGISTRY.build(dict(type='Buggy')))
+
+
+@pytest.mark.parametrize('error', [
+    ZeroDivisionError('a bug'),
+    TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'"),
+    ValueError('not enough values to unpack (expected 2, got 1)'),
+    KeyError('generator'),
+], ids=['ZeroDivisionError', 'TypeError', 'ValueError', 'KeyError'])
+def test_bugs_keep_their_traceback(error, monkeypatch, capsys):
+    """An error raised anywhere else is a bug, whatever its type: it propagates (Python prints
+    its traceback, exit status 1)."""
+    monkeypatch.setattr(sys, 'argv', ['tool.py'])
+    with pytest.raises(type(error)):
+        cli.run(lambda: raise_(error))
+    assert capsys.readouterr().err == ''
 
 
 def test_debug_flag_shows_the_traceback_and_is_removed(monkeypatch, capsys):
@@ -102,6 +155,11 @@ def test_dataloader_worker_errors_lose_the_worker_traceback():
                      "ValueError: Cannot read image 'a/1.png' (key 'img')\n")
     assert cli.error_message(err) == ("ValueError: Cannot read image 'a/1.png' (key 'img') "
                                       '(Caught ValueError in DataLoader worker process 1)')
+    err = InputError('Caught InputError in DataLoader worker process 0.\nOriginal Traceback '
+                     '(most recent call last):\n  File "x.py", line 3, in load\n    raise\n'
+                     "hidiff_mm.utils.errors.InputError: Cannot read image 'a/1.png'\n")
+    assert cli.error_message(err) == ("InputError: Cannot read image 'a/1.png' "
+                                      '(Caught InputError in DataLoader worker process 0)')
 
 
 def test_a_finished_rank_exits_with_its_status_and_flushed_output(tmp_path):

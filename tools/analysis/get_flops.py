@@ -41,7 +41,8 @@ if REPO not in sys.path:
 
 import hidiff_mm  # noqa: E402,F401  (compatibility layer first; registers HI-Diff modules)
 from hidiff_mm.models.layers import convert_to_exact  # noqa: E402
-from hidiff_mm.utils.cli import key_value, run  # noqa: E402
+from hidiff_mm.utils.cli import key_value, run, user_input  # noqa: E402
+from hidiff_mm.utils.errors import ConfigError, InputError  # noqa: E402
 
 # Row keys of a report, in table order.
 PART_NAMES = {
@@ -76,7 +77,7 @@ def parse_shape(values: Sequence[int]) -> Tuple[int, int, int]:
         return 3, values[0], values[1]
     if len(values) == 3:
         return tuple(values)
-    raise ValueError(f'--shape takes 1 (S), 2 (H W) or 3 (C H W) values, got {values}')
+    raise InputError(f'--shape takes 1 (S), 2 (H W) or 3 (C H W) values, got {values}')
 
 
 def build_model(config: str, cfg_options: Optional[dict] = None) -> nn.Module:
@@ -86,9 +87,10 @@ def build_model(config: str, cfg_options: Optional[dict] = None) -> nn.Module:
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    with user_input(f'config {config}'):
+        cfg = Config.fromfile(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
     register_all_modules()
     init_default_scope(cfg.get('default_scope', 'mmagic'))
     return MODELS.build(cfg.model)
@@ -98,8 +100,8 @@ def _check_hidiff(model: nn.Module) -> None:
     head = getattr(model, 'prior_head', None)
     if getattr(model, 'generator', None) is None or head is None or not all(
             hasattr(head, name) for name in ('encoder_s2', 'denoiser', 'scheduler')):
-        raise TypeError(f'expected a HIDiff editor (generator + prior_head), got '
-                        f'{type(model).__name__}')
+        raise ConfigError(f'expected a HIDiff editor (generator + prior_head), got '
+                          f'{type(model).__name__}')
 
 
 def hidiff_complexity(model: nn.Module,
@@ -118,7 +120,8 @@ def hidiff_complexity(model: nn.Module,
     _check_hidiff(model)
     c, h, w = parse_shape(shape)
     head = model.prior_head
-    steps = model.prediction_options(steps=steps).steps or len(head.scheduler)
+    with user_input('--steps'):
+        steps = model.prediction_options(steps=steps).steps or len(head.scheduler)
     hp, wp = model.pad(torch.zeros(1, c, h, w)).shape[-2:]
 
     convert_to_exact(model).eval()

@@ -32,7 +32,8 @@ from light_import import import_alone  # noqa: E402
 _patches = import_alone('datasets.patches')
 CropPlan, crop_pair = _patches.CropPlan, _patches.crop_pair
 train_crops, val_crops = _patches.train_crops, _patches.val_crops
-run = import_alone('utils.cli').run
+_cli = import_alone('utils.cli')
+run, user_input = _cli.run, _cli.user_input
 #: The suffixes ``PairedDeblurDataset`` lists by default (MMagic's ``IMG_EXTENSIONS``).
 IMAGE_SUFFIXES = tuple(suffix for ext in ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff')
                        for suffix in (ext, ext.upper()))
@@ -107,10 +108,12 @@ def main(argv: Optional[List[str]] = None) -> None:
          partial(train_crops, patch_size=args.patch_size, stride=args.stride)),
         ('val', test_root, partial(val_crops, size=args.val_size)),
     ]
-    pairs = {split: list_pairs(src) for split, src, _ in jobs}  # check both before writing
+    with user_input():  # the frames of the user's GoPro root: an unreadable one is named
+        pairs = {split: list_pairs(src) for split, src, _ in jobs}  # check both before writing
     for split, src, plan in jobs:
-        written, skipped = convert(pairs[split], osp.join(args.root, 'crop', split), plan,
-                                   args.workers, desc=split)
+        with user_input():
+            written, skipped = convert(pairs[split], osp.join(args.root, 'crop', split), plan,
+                                       args.workers, desc=split)
         print(f'{split}: {len(pairs[split])} frames from {src}, {written} crop pairs written, '
               f'{skipped} already there')
 

@@ -6,6 +6,8 @@ from mmagic.datasets.transforms import LoadImageFromFile
 from mmagic.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
+from ...utils.errors import ConfigError, InputError
+
 
 @TRANSFORMS.register_module()
 class LoadImagePair(BaseTransform):
@@ -38,7 +40,7 @@ class LoadImagePair(BaseTransform):
 
     def __init__(self, keys: Sequence[str] = ('img', 'gt'), **load_kwargs) -> None:
         if len(keys) == 0:
-            raise ValueError('LoadImagePair needs at least one key.')
+            raise ConfigError('LoadImagePair needs at least one key.')
         self.keys = list(keys)
         self.loaders = [LoadImageFromFile(key=key, **load_kwargs) for key in self.keys]
 
@@ -51,13 +53,13 @@ class LoadImagePair(BaseTransform):
             except FileNotFoundError:
                 raise
             except Exception as err:  # decoder failures differ per backend, see above
-                raise ValueError(f"Cannot read image '{path}' (key '{loader.key}'): "
+                raise InputError(f"Cannot read image '{path}' (key '{loader.key}'): "
                                  f'{type(err).__name__}: {err}') from err
         ref = self.keys[0]
         ref_hw = results[ref].shape[:2]
         for key in self.keys[1:]:
             if results[key].shape[:2] != ref_hw:
-                raise ValueError(
+                raise InputError(
                     f"Images of a pair differ in size: '{results[f'{ref}_path']}' is "
                     f"{ref_hw[0]}x{ref_hw[1]} (HxW) but '{results[f'{key}_path']}' is "
                     f'{results[key].shape[0]}x{results[key].shape[1]}.')

@@ -6,6 +6,8 @@ import torch
 from mmagic.registry import HOOKS
 from mmengine.hooks import Hook
 
+from ...utils.errors import ConfigError
+
 
 @HOOKS.register_module()
 class CompileGeneratorHook(Hook):
@@ -59,9 +61,9 @@ class CompileGeneratorHook(Hook):
                  fullgraph: bool = False,
                  attribute: str = 'generator') -> None:
         if mode not in self.MODES:
-            raise ValueError(f'mode must be one of {self.MODES}, got {mode!r}')
+            raise ConfigError(f'mode must be one of {self.MODES}, got {mode!r}')
         if dynamic not in (True, False, None):
-            raise ValueError(f'dynamic must be True, False or None, got {dynamic!r}')
+            raise ConfigError(f'dynamic must be True, False or None, got {dynamic!r}')
         self.compile_kwargs = dict(mode=mode, dynamic=dynamic, backend=backend,
                                    fullgraph=fullgraph)
         self.attribute = attribute
@@ -72,8 +74,8 @@ class CompileGeneratorHook(Hook):
             model = model.module  # DDP and other model wrappers
         target = getattr(model, self.attribute, None)
         if not isinstance(target, torch.nn.Module):
-            raise AttributeError(f'CompileGeneratorHook: the model ({type(model).__name__}) has '
-                                 f'no sub-module {self.attribute!r} to compile')
+            raise ConfigError(f'CompileGeneratorHook: the model ({type(model).__name__}) has '
+                              f'no sub-module {self.attribute!r} to compile')
         return target
 
     def before_run(self, runner) -> None:

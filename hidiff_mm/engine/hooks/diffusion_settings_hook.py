@@ -3,6 +3,8 @@ from mmagic.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from ...utils.errors import ConfigError
+
 META_KEY = 'hidiff_diffusion'
 
 
@@ -27,8 +29,8 @@ class DiffusionSettingsHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         head = getattr(model, 'prior_head', None)
         if head is None:
-            raise TypeError(f'DiffusionSettingsHook needs a model with a prior_head (HI-Diff), '
-                            f'got {type(model).__name__}')
+            raise ConfigError(f'DiffusionSettingsHook needs a model with a prior_head (HI-Diff), '
+                              f'got {type(model).__name__}')
         return head.scheduler
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -5,6 +5,7 @@ from mmagic.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from ...utils.errors import ConfigError
 from .stage_switch_hook import StageSwitchHook
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
@@ -30,8 +31,8 @@ class PriorRampHook(Hook):
 
     def __init__(self, begin: int, end: int) -> None:
         if not 0 <= begin <= end:
-            raise ValueError(f'PriorRampHook needs 0 <= begin <= end, got begin={begin}, '
-                             f'end={end}')
+            raise ConfigError(f'PriorRampHook needs 0 <= begin <= end, got begin={begin}, '
+                              f'end={end}')
         self.begin, self.end = begin, end
 
     def weight(self, iteration: int) -> float:
@@ -48,11 +49,11 @@ class PriorRampHook(Hook):
 
     def before_train(self, runner) -> None:
         if any(isinstance(h, StageSwitchHook) for h in runner.hooks):
-            raise ValueError('PriorRampHook trains HI-Diff in one stage: remove the '
-                             'StageSwitchHook from custom_hooks')
+            raise ConfigError('PriorRampHook trains HI-Diff in one stage: remove the '
+                              'StageSwitchHook from custom_hooks')
         if not hasattr(self._model(runner), 'set_diffused_weight'):
-            raise TypeError('PriorRampHook needs a one-stage model (type=\'HIDiffOneStage\'), '
-                            f'got {type(self._model(runner)).__name__}')
+            raise ConfigError('PriorRampHook needs a one-stage model (type=\'HIDiffOneStage\'), '
+                              f'got {type(self._model(runner)).__name__}')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         w = self.weight(runner.iter)

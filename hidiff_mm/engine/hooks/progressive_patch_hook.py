@@ -7,6 +7,7 @@ from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
 
+from ...utils.errors import ConfigError
 from ..accumulating_loop import AccumulatingIterBasedTrainLoop
 from .stage_switch_hook import StageSwitchHook
 
@@ -56,16 +57,16 @@ class ProgressivePatchHook(Hook):
                  batch_sizes: Sequence[int], start_iter: Union[int, Sequence[int]] = 0,
                  recipe_total_batch_sizes: Optional[Sequence[int]] = None) -> None:
         if not len(milestones) == len(patch_sizes) == len(batch_sizes):
-            raise ValueError('milestones, patch_sizes and batch_sizes need the same length, got '
-                             f'{len(milestones)}, {len(patch_sizes)}, {len(batch_sizes)}')
+            raise ConfigError('milestones, patch_sizes and batch_sizes need the same length, got '
+                              f'{len(milestones)}, {len(patch_sizes)}, {len(batch_sizes)}')
         if recipe_total_batch_sizes is not None and len(recipe_total_batch_sizes) != len(
                 batch_sizes):
-            raise ValueError('recipe_total_batch_sizes needs one entry per phase '
-                             f'({len(batch_sizes)}), got {list(recipe_total_batch_sizes)}')
+            raise ConfigError('recipe_total_batch_sizes needs one entry per phase '
+                              f'({len(batch_sizes)}), got {list(recipe_total_batch_sizes)}')
         if list(milestones) != sorted(milestones):
-            raise ValueError(f'milestones must increase, got {list(milestones)}')
+            raise ConfigError(f'milestones must increase, got {list(milestones)}')
         if min(batch_sizes) < 1:
-            raise ValueError(f'batch_sizes must be positive, got {list(batch_sizes)}')
+            raise ConfigError(f'batch_sizes must be positive, got {list(batch_sizes)}')
         self.milestones = list(milestones)
         self.patch_sizes = list(patch_sizes)
         self.batch_sizes = list(batch_sizes)
@@ -128,7 +129,7 @@ class ProgressivePatchHook(Hook):
         loaded = getattr(runner.train_loop.dataloader, 'batch_size', None)
         needed = [micro * counts for micro, counts in self.plan]
         if loaded is not None and loaded < max(needed):
-            raise ValueError(
+            raise ConfigError(
                 f'ProgressivePatchHook: phase {needed.index(max(needed))} keeps {max(needed)} '
                 f'samples per process and step ({world} process(es)), the loader yields '
                 f'{loaded}; set train_cfg.total_batch_size={world * max(needed)} '
@@ -149,12 +150,12 @@ class ProgressivePatchHook(Hook):
         micro, counts = self.plan[i]
         size, keep = self.patch_sizes[i], micro * counts
         if keep > len(inputs):
-            raise ValueError(f'ProgressivePatchHook: phase {i} keeps {keep} samples but the '
-                             f'loader yields {len(inputs)}; raise the dataloader batch_size')
+            raise ConfigError(f'ProgressivePatchHook: phase {i} keeps {keep} samples but the '
+                              f'loader yields {len(inputs)}; raise the dataloader batch_size')
         h, w = inputs[0].shape[-2:]
         if size > min(h, w):
-            raise ValueError(f'ProgressivePatchHook: patch {size} is larger than the loaded '
-                             f'{h}x{w} crops')
+            raise ConfigError(f'ProgressivePatchHook: patch {size} is larger than the loaded '
+                              f'{h}x{w} crops')
         chosen = (np.random.choice(len(inputs), keep, replace=False)
                   if keep < len(inputs) else np.arange(len(inputs)))
         top = int(np.floor((h - size) * np.random.rand()))

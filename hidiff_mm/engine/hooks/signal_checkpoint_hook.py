@@ -10,6 +10,7 @@ from mmagic.registry import HOOKS
 from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 
+from ...utils.errors import ConfigError
 from ...utils.io import atomic_write_bytes
 from .exact_resume_hook import ExactResumeHook
 
@@ -43,7 +44,7 @@ class SignalCheckpointHook(Hook):
         unknown = [name for name in signals
                    if not isinstance(getattr(signal, str(name), None), signal.Signals)]
         if unknown:
-            raise ValueError(f'SignalCheckpointHook: unknown signal names {unknown}')
+            raise ConfigError(f'SignalCheckpointHook: unknown signal names {unknown}')
         self.signals = [getattr(signal, name) for name in signals]
         self.received = 0
         self.stopped_by = 0

@@ -7,6 +7,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 
+from ...utils.errors import ConfigError
+
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 
@@ -32,7 +34,7 @@ class StageSwitchHook(Hook):
     def __init__(self, switch_iter: int, optim_wrapper: Optional[dict] = None,
                  param_scheduler: Optional[Sequence[dict]] = None) -> None:
         if switch_iter < 0:
-            raise ValueError(f'switch_iter must be >= 0, got {switch_iter}')
+            raise ConfigError(f'switch_iter must be >= 0, got {switch_iter}')
         self.switch_iter = switch_iter
         self.optim_wrapper = optim_wrapper
         self.param_scheduler = param_scheduler

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from hidiff_mm.utils.torchvision_weights import (TORCHVISION_FILES, features_layout,
                                                  load_local_state_dict)
+from ...utils.errors import InputError
 from .image_utils import WEIGHTS_DOC
 
 
@@ -40,6 +41,6 @@ def load_torchvision_features(arch: str, path: str, metric: str) -> nn.Sequentia
     try:
         features.load_state_dict(features_state, strict=True)
     except RuntimeError as err:
-        raise ValueError(f'{metric}: `backbone_path` {path!r} does not hold the {arch} '
+        raise InputError(f'{metric}: `backbone_path` {path!r} does not hold the {arch} '
                          f'`features.*` weights. {how_to_get}\n{err}') from err
     return features.eval().requires_grad_(False)

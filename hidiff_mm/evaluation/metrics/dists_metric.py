@@ -11,6 +11,7 @@ from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetr
 from mmagic.registry import METRICS
 
 from hidiff_mm.utils.torchvision_weights import IMAGENET_MEAN, IMAGENET_STD
+from ...utils.errors import InputError
 from .backbones import load_state_dict, load_torchvision_features
 from .image_utils import ImageLike, quantize_rgb
 
@@ -87,7 +88,7 @@ class DISTS(BaseSampleWiseMetric):
         total = sum(DISTS_CHANNELS)
         if any(calibration.get(k) is None or calibration[k].numel() != total
                for k in ('alpha', 'beta')):
-            raise ValueError(f'DISTS: `calibration_path` {calibration_path!r} must hold '
+            raise InputError(f'DISTS: `calibration_path` {calibration_path!r} must hold '
                              f'`alpha` and `beta` with {total} values each.')
         alpha, beta = (calibration[k].reshape(total).double() for k in ('alpha', 'beta'))
         norm = alpha.sum() + beta.sum()

@@ -8,6 +8,7 @@ import torch
 from mmagic.evaluation.metrics.base_sample_wise_metric import BaseSampleWiseMetric
 from mmagic.registry import METRICS
 
+from ...utils.errors import ConfigError, InputError
 from .backbones import load_state_dict, load_torchvision_features
 from .image_utils import ImageLike, quantize_rgb
 
@@ -69,7 +70,7 @@ class LPIPS(BaseSampleWiseMetric):
         super().__init__(gt_key=gt_key, pred_key=pred_key, device=device,
                          collect_device=collect_device, prefix=prefix)
         if net not in LPIPS_NETS:
-            raise ValueError(f"LPIPS: net must be one of {sorted(LPIPS_NETS)}, got {net!r}.")
+            raise ConfigError(f"LPIPS: net must be one of {sorted(LPIPS_NETS)}, got {net!r}.")
         arch, self.taps, channels = LPIPS_NETS[net]
         self.metric = 'LPIPS' if net == 'alex' else 'LPIPS_VGG'
         features = load_torchvision_features(arch, backbone_path, 'LPIPS')
@@ -83,7 +84,7 @@ class LPIPS(BaseSampleWiseMetric):
         for i, c in enumerate(channels):
             weight = calibration.get(f'lin{i}.model.1.weight')
             if weight is None or weight.numel() != c:
-                raise ValueError(f'LPIPS: `calibration_path` {calibration_path!r} has no '
+                raise InputError(f'LPIPS: `calibration_path` {calibration_path!r} has no '
                                  f'lin{i}.model.1.weight with {c} channels for net={net!r}.')
             self.weights.append(weight.reshape(1, c, 1, 1).float().to(device))
         self.shift = torch.tensor(_SHIFT, device=device).view(1, 3, 1, 1)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from mmagic.registry import MODELS
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ..layers.fast_path import (DEFAULT_STRIP_PIXELS, add_product, channels_last, conv_rows,
                                 fast_form_of, from_nhwc, nhwc, row_strips)
 from ..layers.him import HIM
@@ -283,7 +284,7 @@ class HIDiffLevel(nn.Module):
                  integration: str = 'him') -> None:
         super().__init__()
         if integration not in ('him', 'modulation'):
-            raise ValueError(f"integration must be 'him' or 'modulation', got {integration!r}")
+            raise ConfigError(f"integration must be 'him' or 'modulation', got {integration!r}")
         self.integration = integration
         block_prior = prior_channels if integration == 'modulation' else None
         self.blocks = nn.ModuleList(

@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ...utils.cli import large_blocks_returned
+from ...utils.errors import ConfigError
 from ..layers.fast_path import DEFAULT_STRIP_PIXELS, FastPathPolicy, channels_last, fast_form_of
 from ..layers.prior_pyramid import PriorTokenPool
 from .hidiff_blocks import Downsample, HIDiffLevel, PatchEmbed, Upsample
@@ -40,12 +41,13 @@ class HIDiffTransformer(FastPathPolicy):
             (less memory, about one more forward of time; the same gradients).
         zero_init_output: start the output conv at zero, so the untrained network is the
             identity (global residual); the official model uses PyTorch's default init (False).
-        fast_path: which form the modules run (:mod:`~hidiff_mm.models.layers.fast_path`):
-            ``'cpu'`` (default) the fast form (channels-last, fused layer norm and projections,
-            row strips without autograd) while the parameters are on the CPU and the exact,
-            official-style form on any other device (CUDA); True the fast form everywhere;
-            False the exact form everywhere. Both forms have the same parameters;
-            ``convert_to_fast`` / ``convert_to_exact`` switch a built model.
+        fast_path: the form :func:`~hidiff_mm.models.layers.convert_for_device` gives the
+            modules (:mod:`~hidiff_mm.models.layers.fast_path`): ``'cpu'`` (default) the fast
+            form (channels-last, fused layer norm and projections, row strips without
+            autograd) for the CPU and the exact, official-style form for any other device
+            (CUDA); True the fast form everywhere; False the exact form everywhere. The network
+            is built in its exact form; both forms have the same parameters, and
+            ``convert_to_fast`` / ``convert_to_exact`` pin one.
         strip_pixels: row-strip size, in pixels, of MDTA / GDFN in the fast form without
             autograd; it bounds the forward's working memory.
     """
@@ -68,9 +70,9 @@ class HIDiffTransformer(FastPathPolicy):
                  strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
         super().__init__()
         if prior_tokens % 4:
-            raise ValueError(f'prior_tokens must be divisible by 4, got {prior_tokens}')
+            raise ConfigError(f'prior_tokens must be divisible by 4, got {prior_tokens}')
         if len(num_blocks) != 4 or len(heads) != 4:
-            raise ValueError('num_blocks and heads need one entry per level (4)')
+            raise ConfigError('num_blocks and heads need one entry per level (4)')
         self.prior_channels = prior_channels
         self.prior_tokens = prior_tokens
         self.with_cp = with_cp

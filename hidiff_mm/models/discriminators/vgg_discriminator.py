@@ -5,6 +5,8 @@ import torch.nn as nn
 from mmagic.registry import MODELS
 from mmengine.model import BaseModule
 
+from ...utils.errors import ConfigError
+
 
 @MODELS.register_module()
 class VGGStyleDiscriminator(BaseModule):
@@ -31,8 +33,8 @@ class VGGStyleDiscriminator(BaseModule):
                  num_stages: int = 5, init_cfg=None) -> None:
         super().__init__(init_cfg)
         if num_stages < 1 or input_size % (2 ** num_stages):
-            raise ValueError(f'input_size ({input_size}) must be a positive multiple of '
-                             f'2**num_stages ({2 ** num_stages})')
+            raise ConfigError(f'input_size ({input_size}) must be a positive multiple of '
+                              f'2**num_stages ({2 ** num_stages})')
         self.input_size = input_size
         lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
         layers = [nn.Conv2d(in_channels, mid_channels, 3, 1, 1, bias=True), lrelu,

@@ -8,6 +8,8 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
+from ...utils.cli import user_input
+from ...utils.errors import ConfigError, InputError
 from ...utils.io import load_weights_file
 from .prediction import BlindPrediction
 
@@ -72,7 +74,8 @@ class HIDiff(BlindPrediction, BaseEditModel):
         self.init_from_stage1 = init_from_stage1
         self.stage = 0
         self.set_stage(stage)
-        self.prediction_options()  # a bad test_cfg fails at construction
+        with user_input('model.test_cfg'):  # a bad test_cfg fails at construction, in one line
+            self.prediction_options()
 
     def init_weights(self) -> None:
         """MMEngine's initialisation, then the stage-1 weights if ``init_from_stage1`` is set."""
@@ -94,15 +97,15 @@ class HIDiff(BlindPrediction, BaseEditModel):
         checkpoint = load_weights_file(path, 'model.init_from_stage1 (stage-1 checkpoint)')
         state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
-            raise KeyError(f'model.init_from_stage1: {path!r} is not an MMEngine checkpoint '
-                           "(expected a dict with a 'state_dict')")
+            raise InputError(f'model.init_from_stage1: {path!r} is not an MMEngine checkpoint '
+                             "(expected a dict with a 'state_dict')")
         for prefix, module in (('generator.', self.generator),
                                ('prior_head.encoder_s1.', self.prior_head.encoder_s1)):
             part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             expected = set(module.state_dict())
             missing, unexpected = sorted(expected - set(part)), sorted(set(part) - expected)
             if missing or unexpected:
-                raise KeyError(
+                raise InputError(
                     f'model.init_from_stage1: {path!r} does not match {prefix}* of this '
                     f'model: {len(missing)} missing key(s) {missing[:5]}, {len(unexpected)} '
                     f'unexpected key(s) {unexpected[:5]}')
@@ -113,14 +116,14 @@ class HIDiff(BlindPrediction, BaseEditModel):
     def set_stage(self, stage: int) -> None:
         """Select the training stage and mark exactly its networks trainable."""
         if stage not in (1, 2):
-            raise ValueError(f'stage must be 1 or 2, got {stage!r}')
+            raise ConfigError(f'stage must be 1 or 2, got {stage!r}')
         head = self.prior_head
         trainable = {
             1: [self.generator, head.encoder_s1],
             2: [self.generator, head.encoder_s2, head.denoiser],
         }[stage]
         if head.encoder_s1 is None:
-            raise ValueError('HIDiff needs a prior_head with a stage-1 encoder (encoder_s1)')
+            raise ConfigError('HIDiff needs a prior_head with a stage-1 encoder (encoder_s1)')
         for module in (self.generator, head.encoder_s1, head.encoder_s2, head.denoiser):
             module.requires_grad_(any(module is m for m in trainable))
         if stage != self.stage:

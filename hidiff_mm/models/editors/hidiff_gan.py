@@ -9,6 +9,8 @@ from mmagic.registry import MODELS
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
+from ...utils.cli import user_input
+from ...utils.errors import ConfigError
 from .prediction import BlindPrediction
 
 
@@ -86,7 +88,8 @@ class HIDiffGAN(BlindPrediction, BaseEditModel):
             head.encoder_s1.requires_grad_(False)
         head.encoder_s2.requires_grad_(finetune_prior)
         head.denoiser.requires_grad_(finetune_prior)
-        self.prediction_options()  # a bad test_cfg fails at construction
+        with user_input('model.test_cfg'):  # a bad test_cfg fails at construction, in one line
+            self.prediction_options()
 
     # ---------------------------------------------------------------- generator (blind path)
     def blind_prior(self, padded: torch.Tensor,
@@ -99,7 +102,7 @@ class HIDiffGAN(BlindPrediction, BaseEditModel):
 
     def forward_train(self, inputs, data_samples=None, **kwargs):
         """Not a GAN step: MMEngine's default DDP wrapper calls it instead of ``train_step``."""
-        raise RuntimeError(
+        raise ConfigError(
             'HIDiffGAN trains through its own train_step (generator and discriminator '
             'alternately); for distributed training set model_wrapper_cfg = '
             "dict(type='MMSeparateDistributedDataParallel'), MMEngine's default DDP wrapper "
@@ -162,7 +165,7 @@ class HIDiffGAN(BlindPrediction, BaseEditModel):
         output, with G untouched. Returns the log variables."""
         if not isinstance(optim_wrapper, OptimWrapperDict) or \
                 not {'generator', 'discriminator'} <= set(optim_wrapper.keys()):
-            raise TypeError(
+            raise ConfigError(
                 'HIDiffGAN needs an OptimWrapperDict with keys generator and discriminator: '
                 "optim_wrapper = dict(constructor='MultiOptimWrapperConstructor', "
                 "generator=dict(modules=['generator', 'prior_head'], ...), "

@@ -5,6 +5,7 @@ import torch
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 
+from ...utils.errors import ConfigError
 from .hidiff import HIDiff
 
 
@@ -49,7 +50,7 @@ class HIDiffOneStage(HIDiff):
                  init_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None) -> None:
         if oracle_val_prior:
-            raise ValueError('HIDiffOneStage validates blind: set model.oracle_val_prior=False')
+            raise ConfigError('HIDiffOneStage validates blind: set model.oracle_val_prior=False')
         super().__init__(generator, prior_head, pixel_loss=pixel_loss, prior_loss=prior_loss,
                          stage=stage, oracle_val_prior=False, pad_multiple=pad_multiple,
                          train_cfg=train_cfg, test_cfg=test_cfg, init_cfg=init_cfg,
@@ -59,11 +60,11 @@ class HIDiffOneStage(HIDiff):
     def set_stage(self, stage: str) -> None:
         """Only ``'joint'``: every network trainable. A stage switch is refused."""
         if stage != 'joint':
-            raise ValueError(f"HIDiffOneStage trains in one stage: stage must be 'joint', got "
-                             f'{stage!r} (remove any StageSwitchHook, set model.stage=\'joint\')')
+            raise ConfigError(f"HIDiffOneStage trains in one stage: stage must be 'joint', got "
+                              f'{stage!r} (remove any StageSwitchHook, set model.stage=\'joint\')')
         head = self.prior_head
         if head.encoder_s1 is None:
-            raise ValueError('HIDiffOneStage needs a prior_head with a stage-1 encoder')
+            raise ConfigError('HIDiffOneStage needs a prior_head with a stage-1 encoder')
         for module in (self.generator, head.encoder_s1, head.encoder_s2, head.denoiser):
             module.requires_grad_(True)
         self.stage = stage
@@ -71,7 +72,7 @@ class HIDiffOneStage(HIDiff):
     def set_diffused_weight(self, weight: float) -> None:
         """The share ``w`` in [0, 1] of the diffused prior in the Transformer's input."""
         if isinstance(weight, bool) or not 0 <= weight <= 1:
-            raise ValueError(f'diffused weight must be in [0, 1], got {weight!r}')
+            raise ConfigError(f'diffused weight must be in [0, 1], got {weight!r}')
         self.diffused_weight = float(weight)
 
     def forward_train(self,
@@ -80,9 +81,9 @@ class HIDiffOneStage(HIDiff):
                       **kwargs) -> Dict[str, torch.Tensor]:
         """inputs: blurry (B, 3, h, w); data_samples.gt_img: sharp, same range -> losses."""
         if self.diffused_weight is None:
-            raise RuntimeError("HIDiffOneStage: the diffused weight is not set; add "
-                               "dict(type='PriorRampHook', begin=..., end=...) to custom_hooks "
-                               '(or call set_diffused_weight)')
+            raise ConfigError("HIDiffOneStage: the diffused weight is not set; add "
+                              "dict(type='PriorRampHook', begin=..., end=...) to custom_hooks "
+                              '(or call set_diffused_weight)')
         sharp = data_samples.gt_img
         oracle = self.prior_head.encode(inputs, sharp)
         target = oracle.detach()

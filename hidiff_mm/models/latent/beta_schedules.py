@@ -5,6 +5,8 @@ import math
 import numpy as np
 import torch
 
+from ...utils.errors import ConfigError
+
 BETA_SCHEDULES = ('linear', 'sqrt_linear', 'cosine')
 
 
@@ -35,4 +37,4 @@ def make_betas(schedule: str, num_steps: int, beta_start: float, beta_end: float
         return (sqrt_betas**2).numpy()
     if schedule == 'cosine':
         return cosine_betas(num_steps)
-    raise ValueError(f'beta_schedule must be one of {list(BETA_SCHEDULES)}, got {schedule!r}')
+    raise ConfigError(f'beta_schedule must be one of {list(BETA_SCHEDULES)}, got {schedule!r}')

@@ -5,6 +5,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .mixer import MixerBlock
 
 
@@ -41,9 +42,10 @@ class HIDiffLatentEncoder(nn.Module):
                  channel_expansion: float = 4) -> None:
         super().__init__()
         if in_channels not in (3, 6):
-            raise ValueError(f'in_channels must be 6 (sharp + blur) or 3 (blur), got {in_channels}')
+            raise ConfigError(
+                f'in_channels must be 6 (sharp + blur) or 3 (blur), got {in_channels}')
         if act not in ('gelu', 'lrelu'):
-            raise ValueError(f"act must be 'gelu' or 'lrelu', got {act!r}")
+            raise ConfigError(f"act must be 'gelu' or 'lrelu', got {act!r}")
         self.in_channels = in_channels
         self.prior_channels = 4 * embed_dim
 

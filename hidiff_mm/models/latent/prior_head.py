@@ -1,9 +1,59 @@
-"""LatentPriorHead: everything that turns images into HI-Diff's prior tokens."""
-from typing import List, Optional, Tuple, Union
+"""LatentPriorHead: everything that turns images into HI-Diff's prior tokens, and the interface
+its scheduler must have."""
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
 from mmagic.registry import DIFFUSION_SCHEDULERS, MODELS
 from torch import nn
+
+from ...utils.errors import ConfigError
+
+#: What LatentPriorHead (and the checkpoints' settings record) uses of its scheduler.
+SCHEDULER_INTERFACE = """\
+len(scheduler) -> T, the number of trained steps;
+set_timesteps(num_inference_steps) with None = all T steps (the trained chain), or n in [1, T];
+timesteps -> the steps set_timesteps chose: a descending 1-D integer tensor of 0-based steps;
+step(model_output, timestep: int, sample, generator=None) -> an object with .prev_sample;
+add_noise(sample, noise, timestep: int) -> the noised sample at that step (T - 1 in training);
+settings() -> a dict of plain values that checkpoints record (DiffusionSettingsHook)"""
+
+
+def check_scheduler(scheduler: Any) -> None:
+    """Raise a ``ConfigError`` naming each part of :data:`SCHEDULER_INTERFACE` that
+    ``scheduler`` lacks. ``HIDiffScheduler`` has all of it; MMagic's registered
+    ``DDPMScheduler`` / ``DDIMScheduler`` (diffusers' classes) and ``EditDDPMScheduler`` do not
+    (no ``len``, no ``set_timesteps(None)``, no ``settings``): use ``HIDiffScheduler``, whose
+    ``sampler`` option gives DDIM and DPM-Solver++ (docs/samplers.md)."""
+    problems = []
+    try:
+        num_steps = len(scheduler)
+    except TypeError as err:
+        problems.append(f'len(scheduler) fails ({err})')
+        num_steps = None
+    for name in ('set_timesteps', 'step', 'add_noise', 'settings'):
+        try:
+            member = getattr(scheduler, name)
+        except AttributeError:
+            member = None
+        if not callable(member):
+            problems.append(f'no method {name}')
+    if num_steps is not None and not problems:
+        try:
+            scheduler.set_timesteps(None)
+            steps = scheduler.timesteps.tolist()
+        except Exception as err:  # a scheduler of another interface: named below
+            problems.append(f'set_timesteps(None) then timesteps fails ({type(err).__name__}: '
+                            f'{err})')
+        else:
+            if steps != list(reversed(range(num_steps))):
+                problems.append(f'set_timesteps(None) chose {steps}, not all {num_steps} steps '
+                                'in descending order')
+    if problems:
+        raise ConfigError(
+            f'model.prior_head.scheduler: {type(scheduler).__name__} does not have the '
+            f'interface LatentPriorHead uses ({"; ".join(problems)}). It needs:\n'
+            f'{SCHEDULER_INTERFACE}\nHIDiffScheduler has it; its sampler option gives DDIM '
+            'and DPM-Solver++ (docs/samplers.md)')
 
 
 @MODELS.register_module()
@@ -20,7 +70,9 @@ class LatentPriorHead(nn.Module):
         encoder_s1: config of the stage-1 encoder (sees sharp + blur), or None.
         encoder_s2: config of the stage-2 (condition) encoder (sees blur only).
         denoiser: config of the token denoiser.
-        scheduler: config of the diffusion scheduler (``DIFFUSION_SCHEDULERS``).
+        scheduler: config of the diffusion scheduler (``DIFFUSION_SCHEDULERS``); it must have
+            the interface of :data:`SCHEDULER_INTERFACE` (checked here: ``HIDiffScheduler``
+            has it, MMagic's and diffusers' schedulers do not).
     """
 
     def __init__(self,
@@ -33,6 +85,7 @@ class LatentPriorHead(nn.Module):
         self.encoder_s2 = MODELS.build(encoder_s2)
         self.denoiser = MODELS.build(denoiser)
         self.scheduler = DIFFUSION_SCHEDULERS.build(scheduler)
+        check_scheduler(self.scheduler)
 
     def forward(self, *args, **kwargs):
         """:meth:`sample` (so that a DDP wrapper around this head sees the work)."""

@@ -1,9 +1,10 @@
 """HI-Diff's diffusion schedule, parameterisation and reverse step (no network inside).
 
-The interface is the one of diffusers' and MMagic's schedulers (``set_timesteps``,
-``timesteps``, ``step(model_output, timestep, sample)``, ``add_noise(sample, noise,
-timesteps)``), so the sampling loop that calls the denoiser lives once, in
+It has the interface of :data:`~hidiff_mm.models.latent.prior_head.SCHEDULER_INTERFACE`
+(diffusers' method names, ``len() = T``, ``set_timesteps(None)`` = all T steps, integer steps,
+``settings()``), so the sampling loop that calls the denoiser lives once, in
 :class:`~hidiff_mm.models.latent.prior_head.LatentPriorHead`, and works for any step subset.
+Diffusers' and MMagic's own schedulers do not have that interface (the head refuses them).
 The step rule itself is a :mod:`~hidiff_mm.models.latent.samplers` object chosen by name.
 """
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from mmagic.registry import DIFFUSION_SCHEDULERS
 
+from ...utils.errors import ConfigError
 from .beta_schedules import make_betas
 from .samplers import build_sampler
 
@@ -28,9 +30,9 @@ def check_num_inference_steps(num_inference_steps: int, num_train_timesteps: int
     """Raise ``ValueError`` unless ``num_inference_steps`` is an integer in [1, T]."""
     if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
             or not 1 <= num_inference_steps <= num_train_timesteps):
-        raise ValueError(f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
-                         f'(the schedule has T = {num_train_timesteps} steps), '
-                         f'got {num_inference_steps!r}')
+        raise ConfigError(f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
+                          f'(the schedule has T = {num_train_timesteps} steps), '
+                          f'got {num_inference_steps!r}')
 
 
 @dataclass
@@ -91,8 +93,8 @@ class HIDiffScheduler:
                  draw_step_noise: bool = False,
                  sampler: Union[str, dict] = 'posterior_mean') -> None:
         if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f'prediction_type must be one of {list(PREDICTION_TYPES)} (eps, '
-                             f'x0, v), got {prediction_type!r}')
+            raise ConfigError(f'prediction_type must be one of {list(PREDICTION_TYPES)} (eps, '
+                              f'x0, v), got {prediction_type!r}')
         betas = make_betas(beta_schedule, num_train_timesteps, beta_start, beta_end)
         alphas = 1. - betas
         abar = np.cumprod(alphas)
@@ -159,7 +161,7 @@ class HIDiffScheduler:
                               for k in wrong)
             fixes = ', '.join(f'model.prior_head.scheduler.{k}={trained.get(k)!r}'
                               for k in wrong)
-            raise ValueError(
+            raise ConfigError(
                 'the checkpoint\'s denoiser was trained with another schedule or '
                 f'parameterisation ({pairs}); its outputs cannot be sampled with this one. '
                 f'Set {fixes} (the sampler and its steps may differ)')

@@ -1,4 +1,4 @@
-"""The fast forms of the Transformer's modules and the model-wide switch between the forms.
+"""The fast forms of the Transformer's modules and the explicit conversions between the forms.
 
 Each pair in :data:`FAST_FORMS` is an exact module, written like the official code, and its fast
 form: a subclass with the same constructor, parameters and state-dict keys whose forward keeps
@@ -8,20 +8,24 @@ gives). Without autograd, the fast MDTA and GDFN also make their wide intermedia
 row strips of at most ``strip_pixels`` pixels, which bounds the memory of a forward pass without
 changing its result (a 3x3 depthwise conv needs one halo row each side).
 
-A module's class says which arithmetic it runs; nothing depends on the tensor's device. A model
-changes form only as a whole, by :func:`convert_to_fast` / :func:`convert_to_exact`, which swap
-the class of every listed module in place (parameters, buffers, hooks and the optimizer's
-references are untouched, as in RepVGG's ``switch_to_deploy`` but without re-parametrising).
-The networks built from these modules (``HIDiffTransformer``, ``PriorGuidedBackbone``) take a
-``fast_path`` setting, applied when they are built and whenever they are moved (``.to()``,
-``.cuda()``, ...): ``'cpu'`` (default) gives the fast form while the parameters are on the CPU,
-where it was measured to win, and the exact form elsewhere (on CUDA it lost); ``True`` and
-``False`` pin one form. An explicit conversion pins the form it converts to.
+A module's class says which arithmetic it runs; nothing depends on the tensor's device, and
+nothing changes a module's class but the conversions below. A network is built in its exact form
+(the code of the exact classes is the code that runs). Whoever builds a model to run on a device
+converts it once: :func:`convert_for_device` (what ``init_model``, the tools' runner through
+``FastPathHook`` and the benchmarks call) gives every network the form its ``fast_path`` setting
+asks for on that device; :func:`convert_to_fast` / :func:`convert_to_exact` pin one form. Each
+swaps the class of the listed modules in place (parameters, buffers, hooks and the optimizer's
+references are untouched, as in RepVGG's ``switch_to_deploy`` but without re-parametrising);
+moving a model afterwards (``.to()``, ``.cuda()``, ``.double()``) keeps its form, and
+``print(model)`` names it (``FastMDTA`` or ``MDTA``; ``fast_path=..., form=...`` on each
+network).
 """
 from typing import Callable, List, Optional, Tuple, Type, Union
 
 import torch
 from torch import nn
+
+from ...utils.errors import ConfigError
 
 DEFAULT_STRIP_PIXELS = 1 << 14
 
@@ -51,7 +55,7 @@ def fast_form_of(exact: Type[nn.Module]) -> Callable[[type], type]:
 
 def _check_strip_pixels(strip_pixels: int) -> None:
     if strip_pixels < 1:
-        raise ValueError(f'strip_pixels must be positive, got {strip_pixels}')
+        raise ConfigError(f'strip_pixels must be positive, got {strip_pixels}')
 
 
 def _swap_forms(module: nn.Module, fast: bool,
@@ -72,7 +76,7 @@ def _swap_forms(module: nn.Module, fast: bool,
 
 def _pin(module: nn.Module, fast: bool, strip_pixels: Optional[int] = None) -> None:
     """Set ``fast_path`` (and ``strip_pixels``) of every network in ``module`` that has the
-    setting, so that moving it later keeps the form."""
+    setting, so that a later :func:`convert_for_device` keeps the form."""
     for sub in module.modules():
         if isinstance(sub, FastPathPolicy):
             sub.fast_path = fast
@@ -81,7 +85,8 @@ def _pin(module: nn.Module, fast: bool, strip_pixels: Optional[int] = None) -> N
 
 
 def convert_to_fast(module: nn.Module, strip_pixels: int = DEFAULT_STRIP_PIXELS) -> nn.Module:
-    """Switch every module of ``module`` that has a fast form to it, on any device, in place.
+    """Switch every module of ``module`` that has a fast form to it, on any device, in place,
+    and pin the ``fast_path`` setting of its networks to True.
 
     Args:
         module: any module; modules without a fast form are left alone.
@@ -96,7 +101,8 @@ def convert_to_fast(module: nn.Module, strip_pixels: int = DEFAULT_STRIP_PIXELS)
 
 
 def convert_to_exact(module: nn.Module) -> nn.Module:
-    """Switch every fast module of ``module`` back to its exact (official-style) form, in place.
+    """Switch every fast module of ``module`` back to its exact (official-style) form, in place,
+    and pin the ``fast_path`` setting of its networks to False.
 
     Returns:
         ``module``, for chaining.
@@ -105,13 +111,36 @@ def convert_to_exact(module: nn.Module) -> nn.Module:
     return _swap_forms(module, False)
 
 
-class FastPathPolicy(nn.Module):
-    """Base of a network built from modules with fast forms: applies its ``fast_path`` setting.
+def convert_for_device(module: nn.Module,
+                       device: Union[str, torch.device, None] = None) -> nn.Module:
+    """Give every network of ``module`` that has a ``fast_path`` setting (a
+    :class:`FastPathPolicy`: ``HIDiffTransformer``, ``PriorGuidedBackbone``) the form that its
+    setting asks for on ``device``, in place: ``'cpu'`` the fast form on the CPU, where it was
+    measured to win, and the exact form on any other device, where it lost; True / False that
+    form everywhere. Modules outside such a network keep their form.
 
-    Subclasses call :meth:`configure_fast_path` at the end of their constructor (a later call
-    changes the setting). The setting is applied again after every ``_apply`` (what ``.to()``,
-    ``.cuda()``, ``.cpu()``, ``.double()`` run), so with ``'cpu'`` a model moved to CUDA runs
-    its exact form there.
+    Call it once, where a model is built for a device (``init_model``, ``FastPathHook``); a
+    later move does not change the form.
+
+    Args:
+        module: any module (an editor, a network, a model wrapper).
+        device: the device the model runs on; default: where the parameters of each network
+            are (a network without parameters counts as on the CPU).
+
+    Returns:
+        ``module``, for chaining.
+    """
+    for sub in module.modules():  # parents first, so a nested network's own setting wins
+        if isinstance(sub, FastPathPolicy):
+            sub.convert_for_device(device)
+    return module
+
+
+class FastPathPolicy(nn.Module):
+    """Base of a network built from modules with fast forms: holds its ``fast_path`` setting.
+
+    Subclasses call :meth:`configure_fast_path` in their constructor. The network is built in
+    its exact form; the setting decides what :func:`convert_for_device` gives it, nothing else.
     """
 
     fast_path: Union[bool, str]
@@ -119,26 +148,32 @@ class FastPathPolicy(nn.Module):
 
     def configure_fast_path(self, fast_path: Union[bool, str],
                             strip_pixels: int = DEFAULT_STRIP_PIXELS) -> None:
-        """Store the setting (True, False or ``'cpu'``) and give the modules their form."""
+        """Store the setting (True, False or ``'cpu'``) and the row-strip size."""
         if fast_path not in (True, False, 'cpu'):
-            raise ValueError(f"fast_path must be True, False or 'cpu', got {fast_path!r}")
+            raise ConfigError(f"fast_path must be True, False or 'cpu', got {fast_path!r}")
         _check_strip_pixels(strip_pixels)
         self.fast_path = fast_path
         self.strip_pixels = strip_pixels
-        self.follow_fast_path()
 
-    def follow_fast_path(self) -> None:
-        """Give every module the form that ``fast_path`` asks for where the parameters are."""
-        param = next(self.parameters(), None)
-        on_cpu = param is None or param.device.type == 'cpu'
+    def convert_for_device(self, device: Union[str, torch.device, None] = None) -> None:
+        """Give this network's modules the form its setting asks for on ``device`` (default:
+        where its parameters are); see :func:`convert_for_device`."""
+        if device is None:
+            param = next(self.parameters(), None)
+            on_cpu = param is None or param.device.type == 'cpu'
+        else:
+            on_cpu = torch.device(device).type == 'cpu'
         fast = on_cpu if self.fast_path == 'cpu' else bool(self.fast_path)
         _swap_forms(self, fast, self.strip_pixels)
 
-    def _apply(self, fn, *args, **kwargs):
-        result = super()._apply(fn, *args, **kwargs)
-        if 'fast_path' in vars(self):  # not while the constructor is still running
-            self.follow_fast_path()
-        return result
+    def uses_fast_form(self) -> bool:
+        """Whether any module of the network runs its fast form now."""
+        fast = {f for _, f in FAST_FORMS}
+        return any(type(m) in fast for m in self.modules())
+
+    def extra_repr(self) -> str:
+        form = 'fast' if self.uses_fast_form() else 'exact'
+        return f'fast_path={self.fast_path!r}, form={form}'
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:

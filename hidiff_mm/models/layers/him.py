@@ -3,6 +3,7 @@ import torch
 from mmagic.registry import MODELS
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .fast_path import add_product, channels_last, fast_form_of, from_nhwc, nhwc
 from .layer_norm import HIDiffLayerNorm
 
@@ -36,7 +37,7 @@ class HIM(nn.Module):
                  qk_scale: float = None) -> None:
         super().__init__()
         if channels % num_heads:
-            raise ValueError(f'channels ({channels}) must be divisible by num_heads ({num_heads})')
+            raise ConfigError(f'channels ({channels}) must be divisible by num_heads ({num_heads})')
         self.num_heads = num_heads
         self.prior_channels = prior_channels
         self.scale = qk_scale or (channels // num_heads)**-0.5

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.errors import ConfigError
 from .fast_path import fast_form_of, nhwc
 
 
@@ -52,7 +53,7 @@ class HIDiffLayerNorm(nn.Module):
     def __init__(self, channels: int, norm_type: str = 'WithBias') -> None:
         super().__init__()
         if norm_type not in ('WithBias', 'BiasFree'):
-            raise ValueError(f"norm_type must be 'WithBias' or 'BiasFree', got {norm_type!r}")
+            raise ConfigError(f"norm_type must be 'WithBias' or 'BiasFree', got {norm_type!r}")
         self.body = _LayerNormBody(channels, with_bias=norm_type == 'WithBias')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,13 +15,14 @@ from mmagic.registry import MODELS
 
 from hidiff_mm.utils.torchvision_weights import (IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_FILES,
                                                  features_layout, load_local_state_dict)
+from ...utils.errors import ConfigError
 
 DOC = 'docs/perceptual.md'
 
 
 def _vgg_features_meta(vgg_type: str) -> nn.Sequential:
     if not vgg_type.startswith('vgg'):
-        raise ValueError(f'vgg_type must be a VGG (vgg11, vgg13, vgg16, vgg19), got {vgg_type!r}')
+        raise ConfigError(f'vgg_type must be a VGG (vgg11, vgg13, vgg16, vgg19), got {vgg_type!r}')
     return features_layout(vgg_type)
 
 
@@ -51,12 +52,12 @@ def resolve_layer(name, vgg_type: str = 'vgg19') -> int:
     if isinstance(name, int) or (isinstance(name, str) and name.isdigit()):
         idx = int(name)
         if idx not in names.values():
-            raise ValueError(f'{vgg_type} features have no layer {idx} (0..{max(names.values())})')
+            raise ConfigError(f'{vgg_type} features have no layer {idx} (0..{max(names.values())})')
         return idx
     if name not in names:
-        raise ValueError(f'unknown {vgg_type} layer {name!r}; use conv<i>_<j>, relu<i>_<j>, '
-                         f'pool<i> or a torchvision features index, e.g. conv5_4 = '
-                         f'{names.get("conv5_4", "n/a")}')
+        raise ConfigError(f'unknown {vgg_type} layer {name!r}; use conv<i>_<j>, relu<i>_<j>, '
+                          f'pool<i> or a torchvision features index, e.g. conv5_4 = '
+                          f'{names.get("conv5_4", "n/a")}')
     return names[name]
 
 
@@ -98,7 +99,7 @@ class LocalVGGFeatures(nn.Module):
                     expected = tuple(getattr(layer, part).shape)
                     if key not in state or tuple(state[key].shape) != expected:
                         got = tuple(state[key].shape) if key in state else 'missing'
-                        raise ValueError(
+                        raise ConfigError(
                             f'LocalPerceptualLoss: `vgg_path` {vgg_path!r} is not a '
                             f'torchvision {vgg_type} state dict: {key} is {got}, expected '
                             f'{expected}. See {DOC}.')
@@ -180,7 +181,7 @@ class LocalPerceptualLoss(nn.Module):
         self.style_weight = style_weight
         self.norm_img = norm_img
         if criterion.lower() not in ('l1', 'mse'):
-            raise NotImplementedError(f'criterion must be l1 or mse, got {criterion!r}')
+            raise ConfigError(f'criterion must be l1 or mse, got {criterion!r}')
         self.criterion = F.l1_loss if criterion.lower() == 'l1' else F.mse_loss
         layers = list(self.layer_weights)
         if style_weight > 0:

@@ -8,6 +8,7 @@ from mmagic.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
+from ...utils.errors import ConfigError
 from ..layers.fast_path import FastPathPolicy
 from ..layers.prior_pyramid import PriorTokenPool
 
@@ -80,9 +81,9 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
         probe_size: side of the probe image; a multiple of the backbone's downsampling factor.
         in_channels: channels of the probe image.
         accept_plain_state_dict: see above.
-        fast_path: the form of the modules that have a fast one (the HIMs; MMagic's backbones
-            have none), as for ``HIDiffTransformer``: ``'cpu'`` (default) fast while on the CPU,
-            True / False fast / exact everywhere.
+        fast_path: the form that ``convert_for_device`` gives the modules that have a fast one
+            (the HIMs; MMagic's backbones have none), as for ``HIDiffTransformer``: ``'cpu'``
+            (default) fast for the CPU, True / False fast / exact everywhere. Built exact.
         init_cfg: MMEngine init config of the wrapper (the backbone keeps its own).
     """
 
@@ -110,8 +111,8 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
 
         specs = [('after', p) for p in insert_after] + [('before', p) for p in insert_before]
         if not specs:
-            raise ValueError('PriorGuidedBackbone needs at least one insertion point '
-                             '(insert_after / insert_before)')
+            raise ConfigError('PriorGuidedBackbone needs at least one insertion point '
+                              '(insert_after / insert_before)')
         specs = [(where, self._parse_point(spec)) for where, spec in specs]
         modules = dict(self.backbone.named_modules())
         self._check_names([spec['name'] for _, spec in specs], modules)
@@ -123,15 +124,15 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
             key = spec['name'].replace('.', '_')
             key = key if where == 'after' else f'before_{key}'
             if key in self.points:
-                raise ValueError(f'insertion point {where} {spec["name"]!r} is given twice '
-                                 f'(or collides with another one as fusion key {key!r})')
+                raise ConfigError(f'insertion point {where} {spec["name"]!r} is given twice '
+                                  f'(or collides with another one as fusion key {key!r})')
             channels = spec.get('channels') or shape[0]
             scale = None if shape is None else shape[1]
             level = spec.get('level')
             level = level_for_scale(scale) if level is None else level
             if level not in (0, 1, 2):
-                raise ValueError(f'level of {spec["name"]!r} must be 0 (N tokens), 1 (N/4) or '
-                                 f'2 (one token), got {level!r}')
+                raise ConfigError(f'level of {spec["name"]!r} must be 0 (N tokens), 1 (N/4) or '
+                                  f'2 (one token), got {level!r}')
             heads = spec.get('num_heads', num_heads)
             self.points[key] = _Point(where, spec['name'], key, channels, scale, level, heads)
             self.hims[key] = MODELS.build(dict(fusion, channels=channels, num_heads=heads,
@@ -139,8 +140,8 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
 
         max_level = max(p.level for p in self.points.values())
         if max_level and prior_tokens % 4:
-            raise ValueError(f'prior_tokens must be divisible by 4 for pyramid levels 1 and 2, '
-                             f'got {prior_tokens}')
+            raise ConfigError(f'prior_tokens must be divisible by 4 for pyramid levels 1 and 2, '
+                              f'got {prior_tokens}')
         self.down_1 = (PriorTokenPool(prior_tokens, prior_tokens // 4, prior_channels)
                        if max_level >= 1 else None)
         self.down_2 = (PriorTokenPool(prior_tokens // 4, 1, prior_channels)
@@ -162,12 +163,12 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
         if isinstance(spec, str):
             spec = dict(name=spec)
         if not isinstance(spec, dict) or not isinstance(spec.get('name'), str):
-            raise TypeError(f'an insertion point is a sub-module name or a dict with a "name", '
-                            f'got {spec!r}')
+            raise ConfigError(f'an insertion point is a sub-module name or a dict with a "name", '
+                              f'got {spec!r}')
         unknown = set(spec) - {'name', 'level', 'num_heads', 'channels'}
         if unknown:
-            raise ValueError(f'insertion point {spec["name"]!r}: unknown keys {sorted(unknown)} '
-                             f'(allowed: name, level, num_heads, channels)')
+            raise ConfigError(f'insertion point {spec["name"]!r}: unknown keys {sorted(unknown)} '
+                              f'(allowed: name, level, num_heads, channels)')
         return dict(spec)
 
     def _check_names(self, names: List[str], modules: Dict[str, nn.Module]) -> None:
@@ -180,7 +181,7 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
             shown = valid if len(valid) <= 100 else [n for n in valid if n.count('.') <= 1]
             deeper = [n for n in valid if n not in shown]
             more = f' (and {len(deeper)} deeper sub-modules, e.g. {deeper[0]!r})' if deeper else ''
-            raise ValueError(
+            raise ConfigError(
                 f'PriorGuidedBackbone: insertion point {name!r} is not a sub-module of the '
                 f'wrapped {type(self.backbone).__name__}.{hint} Valid names: '
                 f'{", ".join(shown)}{more}')
@@ -226,9 +227,9 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
             if idx not in seen and idx not in problems:
                 problems[idx] = 'is not called in the forward of the backbone'
         if problems:
-            raise ValueError('PriorGuidedBackbone: cannot insert a HIM ' + '; '.join(
-                f'{specs[i][0]} {specs[i][1]["name"]!r}: it {msg}'
-                for i, msg in sorted(problems.items())))
+            raise ConfigError('PriorGuidedBackbone: cannot insert a HIM ' + '; '.join(
+                 f'{specs[i][0]} {specs[i][1]["name"]!r}: it {msg}'
+                 for i, msg in sorted(problems.items())))
         return [seen[idx] for idx in range(len(specs))]
 
     def zero_init_fusions(self) -> None:
@@ -236,8 +237,8 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
         for key, him in self.hims.items():
             proj = getattr(him, 'proj', None)
             if not isinstance(proj, nn.Linear):
-                raise TypeError(f'zero_init needs fusion blocks with a Linear output projection '
-                                f'"proj"; {type(him).__name__} ({key}) has none')
+                raise ConfigError(f'zero_init needs fusion blocks with a Linear output projection '
+                                  f'"proj"; {type(him).__name__} ({key}) has none')
             nn.init.zeros_(proj.weight)
             if proj.bias is not None:
                 nn.init.zeros_(proj.bias)
@@ -303,4 +304,5 @@ class PriorGuidedBackbone(FastPathPolicy, BaseModule):
     def extra_repr(self) -> str:
         points = ', '.join(f'{p.where} {p.name} (C={p.channels}, level {p.level})'
                            for p in self.points.values())
-        return f'prior=({self.prior_tokens}, {self.prior_channels}), insertion points: {points}'
+        return (f'prior=({self.prior_tokens}, {self.prior_channels}), insertion points: {points}'
+                f', {super().extra_repr()}')

@@ -2,6 +2,7 @@
 import inspect
 from typing import Union
 
+from ....utils.errors import ConfigError
 from .base import Sampler
 from .ddim import DDIMSampler
 from .dpm_solver import DPMSolverPPSampler
@@ -20,14 +21,14 @@ def build_sampler(cfg: Union[str, dict], schedule) -> Sampler:
     cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
     name = cfg.pop('type', None)
     if name not in SAMPLERS:
-        raise ValueError(f'sampler type must be one of {list(SAMPLERS)}, got {name!r}')
+        raise ConfigError(f'sampler type must be one of {list(SAMPLERS)}, got {name!r}')
     cls = SAMPLERS[name]
     params = inspect.signature(cls.__init__).parameters
     accepted = [p for p in params if p not in ('self', 'schedule')]
     unknown = sorted(set(cfg) - set(accepted))
     if unknown:
-        raise ValueError(f'sampler {name!r} takes the option(s) {accepted}, got unknown '
-                         f'option(s) {unknown}')
+        raise ConfigError(f'sampler {name!r} takes the option(s) {accepted}, got unknown '
+                          f'option(s) {unknown}')
     return cls(schedule, **cfg)
 
 

@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch
 
+from ....utils.errors import ConfigError
 from .base import Sampler
 
 
@@ -31,7 +32,7 @@ class DDIMSampler(Sampler):
     def __init__(self, schedule, eta: float = 0.0) -> None:
         super().__init__(schedule)
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
-            raise ValueError(f'ddim sampler: eta must be a number in [0, 1], got {eta!r}')
+            raise ConfigError(f'ddim sampler: eta must be a number in [0, 1], got {eta!r}')
         self.eta = float(eta)
 
     def options(self) -> dict:

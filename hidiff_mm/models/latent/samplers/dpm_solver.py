@@ -4,6 +4,7 @@ from typing import List, Optional
 import torch
 from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 
+from ....utils.errors import ConfigError
 from .base import Sampler
 
 
@@ -29,7 +30,7 @@ class DPMSolverPPSampler(Sampler):
     def __init__(self, schedule, solver_order: int = 2) -> None:
         super().__init__(schedule)
         if solver_order not in (1, 2, 3) or isinstance(solver_order, bool):
-            raise ValueError(
+            raise ConfigError(
                 f'dpmsolver++ sampler: solver_order must be 1, 2 or 3, got {solver_order!r}')
         self.solver_order = solver_order
         self.solver = DPMSolverMultistepScheduler(

@@ -1,0 +1,8 @@
+# Copyright (c) hidiff_mm contributors. All rights reserved.
+"""Deployment: the blind prediction as one ONNX graph (export with PyTorch, run with
+onnxruntime alone) and the web demo's server. ``onnx`` / ``onnxruntime`` are the optional
+extra ``onnx`` and are imported only by the functions that need them. See docs/deployment.md.
+"""
+from .graph import PredictionGraph, adaptive_avg_pool, pad_to_multiple_graph
+
+__all__ = ['PredictionGraph', 'adaptive_avg_pool', 'pad_to_multiple_graph']
