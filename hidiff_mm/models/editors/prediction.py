@@ -2,7 +2,7 @@
 """How the HI-Diff editors predict: the options of their ``test_cfg``, the padding and the
 blind prediction path they share."""
 from dataclasses import dataclass, fields, replace
-from typing import Optional
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -106,23 +106,30 @@ class BlindPrediction:
                        inputs: torch.Tensor,
                        data_samples: Optional[DataSample] = None,
                        generator: Optional[torch.Generator] = None,
-                       **options) -> torch.Tensor:
+                       return_intermediates: bool = False,
+                       **options) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W).
 
         ``generator`` draws ``z_T`` (else torch's global RNG); ``options`` override ``test_cfg``
-        for this call (see :class:`PredictionOptions`). Where :meth:`_oracle_sharp` finds a sharp
-        image in ``data_samples`` (HIDiff's stage-1 validation), the prior is encoded from it.
+        for this call (see :class:`PredictionOptions`). With ``return_intermediates`` also the
+        prediction guided by each prior of the chain ``[z_T, ..., z_0]``, a list of
+        (B, 3, H, W) made exactly as the prediction is (padding, tiles, self-ensemble), whose
+        last entry is the prediction itself. With ``oracle_prior=True`` and a sharp image in
+        ``data_samples``, the prior is encoded from it (:meth:`_oracle_sharp`; one entry).
         """
         opts = self.prediction_options(**options)
         sharp = self._oracle_sharp(data_samples)
         if not opts.self_ensemble:
-            return self._predict(inputs, sharp, generator, opts)
-        out = 0
-        for flag in range(8):
-            flip = None if sharp is None else dihedral(sharp, flag)
-            out = out + dihedral_inverse(
-                self._predict(dihedral(inputs, flag), flip, generator, opts), flag)
-        return out / 8
+            frames = self._predict(inputs, sharp, generator, opts, return_intermediates)
+        else:
+            frames = None
+            for flag in range(8):
+                flip = None if sharp is None else dihedral(sharp, flag)
+                preds = [dihedral_inverse(p, flag) for p in self._predict(
+                    dihedral(inputs, flag), flip, generator, opts, return_intermediates)]
+                frames = preds if frames is None else [f + p for f, p in zip(frames, preds)]
+            frames = [f / 8 for f in frames]
+        return (frames[-1], frames) if return_intermediates else frames[-1]
 
     def blind_prior(self, padded: torch.Tensor,
                     generator: Optional[torch.Generator] = None,
@@ -134,19 +141,27 @@ class BlindPrediction:
                                return_intermediates=return_intermediates)
 
     def _predict(self, inputs: torch.Tensor, sharp: Optional[torch.Tensor],
-                 generator: Optional[torch.Generator], opts: PredictionOptions) -> torch.Tensor:
+                 generator: Optional[torch.Generator], opts: PredictionOptions,
+                 intermediates: bool) -> List[torch.Tensor]:
+        """One (untransformed) prediction, guided by the prior (or by each prior of its chain
+        with ``intermediates``): a list of (B, 3, H, W), the prediction last."""
         h, w = inputs.shape[-2:]
         padded = self.pad(inputs)
         if sharp is not None:
-            prior = self.prior_head.encode(padded, self.pad(sharp))
+            priors = [self.prior_head.encode(padded, self.pad(sharp))]
+        elif intermediates:
+            priors = self.blind_prior(padded, generator, opts.steps, return_intermediates=True)[1]
         else:
-            prior = self.blind_prior(padded, generator, opts.steps)
+            priors = [self.blind_prior(padded, generator, opts.steps)]
+        return [self._restore(padded, prior, opts)[..., :h, :w] for prior in priors]
+
+    def _restore(self, padded: torch.Tensor, prior: torch.Tensor,
+                 opts: PredictionOptions) -> torch.Tensor:
+        """The Transformer on the padded image (B, 3, H', W') with ``prior``, on tiles if asked."""
         if opts.tile is None:
-            out = self.generator(padded, prior)
-        else:
-            out = tiled_apply(lambda tile: self.generator(tile, prior), padded, opts.tile,
-                              opts.tile_overlap, self.pad_multiple)
-        return out[..., :h, :w]
+            return self.generator(padded, prior)
+        return tiled_apply(lambda tile: self.generator(tile, prior), padded, opts.tile,
+                           opts.tile_overlap, self.pad_multiple)
 
     def _oracle_sharp(self, data_samples: Optional[DataSample]) -> Optional[torch.Tensor]:
         """The sharp image to take the prior from instead of sampling it, or None (blind)."""
