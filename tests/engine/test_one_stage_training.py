@@ -115,7 +115,8 @@ def test_settings_hook_records_then_checks_what_a_checkpoint_was_trained_with():
     other_sampler = runner_for(dict(sampler=dict(type='dpmsolver++', solver_order=3)))
     hook.after_load_checkpoint(other_sampler, checkpoint)
     assert other_sampler.logger.lines == [
-        "DiffusionSettingsHook: sampler: trained with {'type': 'posterior_mean'}, sampling "
+        "DiffusionSettingsHook: the checkpoint: sampler: trained with {'type': "
+        "'posterior_mean'}, sampling "
         "with {'type': 'dpmsolver++', 'solver_order': 3}"]
     with pytest.raises(ValueError, match=r"num_train_timesteps: trained 8, configured 16.*"
                        r"Set model.prior_head.scheduler.num_train_timesteps=8"):

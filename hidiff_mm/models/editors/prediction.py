@@ -26,12 +26,17 @@ class PredictionOptions:
         tile_overlap: overlap of neighbouring tiles in pixels (blended with linear ramps).
         self_ensemble: average the predictions of the 8 dihedral transforms of the input (each
             samples its own prior: 8 draws of ``z_T``).
+        seed: draw ``z_T`` of every prediction call from a ``torch.Generator`` seeded with it
+            (unless the caller passes a generator), so a test run with batches of one image
+            gives each image what ``deblur(image, seed=seed)`` gives it, whatever the order;
+            None: torch's global RNG.
     """
 
     steps: Optional[int] = None
     tile: Optional[int] = None
     tile_overlap: int = 32
     self_ensemble: bool = False
+    seed: Optional[int] = None
 
     @classmethod
     def from_cfg(cls, test_cfg: Optional[dict], **overrides) -> 'PredictionOptions':
@@ -56,6 +61,9 @@ class PredictionOptions:
             check_tile(self.tile, self.tile_overlap, pad_multiple)
         if not isinstance(self.self_ensemble, bool):
             raise ValueError(f'self_ensemble must be True or False, got {self.self_ensemble!r}')
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or self.seed < 0):
+            raise ValueError(f'seed must be a non-negative integer or None, got {self.seed!r}')
         return self
 
 
@@ -110,14 +118,17 @@ class BlindPrediction:
                        **options) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W).
 
-        ``generator`` draws ``z_T`` (else torch's global RNG); ``options`` override ``test_cfg``
-        for this call (see :class:`PredictionOptions`). With ``return_intermediates`` also the
+        ``generator`` draws ``z_T`` (else one seeded with the ``seed`` option, else torch's
+        global RNG); ``options`` override ``test_cfg`` for this call (see
+        :class:`PredictionOptions`). With ``return_intermediates`` also the
         prediction guided by each prior of the chain ``[z_T, ..., z_0]``, a list of
         (B, 3, H, W) made exactly as the prediction is (padding, tiles, self-ensemble), whose
         last entry is the prediction itself. With ``oracle_prior=True`` and a sharp image in
         ``data_samples``, the prior is encoded from it (:meth:`_oracle_sharp`; one entry).
         """
         opts = self.prediction_options(**options)
+        if generator is None and opts.seed is not None:
+            generator = torch.Generator(device=inputs.device).manual_seed(opts.seed)
         sharp = self._oracle_sharp(data_samples)
         if not opts.self_ensemble:
             frames = self._predict(inputs, sharp, generator, opts, return_intermediates)
