@@ -61,7 +61,7 @@ def test_one_stage_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_
     final = torch.load(osp.join(crash_dir, 'iter_8.pth'), map_location='cpu', weights_only=True)
     assert max_diff(final['state_dict'], weights(osp.join(full_dir, 'iter_8.pth'))) <= 1e-6
     assert final['meta']['hidiff_diffusion']['sampler'] == dict(type='posterior_mean')
-    assert 'hidiff_stage' not in final['meta']  # no stage switch
+    assert final['meta']['hidiff_stage'] == 'joint'  # no stage switch
     first = weights(osp.join(full_dir, 'iter_1.pth'))
     for prefix in NETWORKS:  # all four networks train in the one run
         keys = [k for k in first if k.startswith(prefix)]

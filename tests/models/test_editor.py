@@ -119,6 +119,10 @@ def test_prediction_is_blind_unless_the_oracle_is_asked_for_by_name(stage):
         torch.manual_seed(0)
         assert torch.equal(oracle(blur), blind_out)  # without a sharp image: blind
     assert sum('ORACLE prior' in line and 'oracle_prior=True' in line for line in lines) == 1
+    with torch.no_grad(), log_lines() as lines:  # the next validation run says it again
+        oracle.train().eval()
+        oracle(blur, samples)
+    assert sum('ORACLE prior' in line for line in lines) == 1
 
 
 def test_the_former_oracle_option_is_refused_by_name():

@@ -34,9 +34,9 @@ class HIDiff(BlindPrediction, BaseEditModel):
     False) validation and test predict with the prior of ``E1([sharp, blur])`` wherever the data
     samples carry the sharp image, in any stage: an optimistic, oracle score (the official
     stage-1 validation; ``configs/hidiff/hidiff_s1_*.py`` ask for it), and the log says so at
-    its first use. Otherwise, and always without a sharp image, prediction is blind. The stage
-    only selects what a training step trains; "training stage N" is logged when a training step
-    of stage N first runs, not when a model is built.
+    its first use in each validation or test run. Otherwise, and always without a sharp image,
+    prediction is blind. The stage only selects what a training step trains; "training stage N"
+    is logged when a training step of stage N first runs, not when a model is built.
 
     ``init_from_stage1`` starts a stage-2 run as the official one does: the Transformer and the
     stage-1 encoder are loaded, strictly, from the stage-1 checkpoint when the runner initialises
@@ -175,9 +175,16 @@ class HIDiff(BlindPrediction, BaseEditModel):
                 f'{values}; stopped before the update, the weights are unchanged')
         return loss, log_vars
 
+    def train(self, mode: bool = True) -> 'HIDiff':
+        """``nn.Module.train``; each validation or test run (which calls ``eval()``) logs its
+        use of the oracle prior again."""
+        self._announced['oracle'] = False
+        return super().train(mode)
+
     def _oracle_sharp(self, data_samples: Optional[DataSample]) -> Optional[torch.Tensor]:
         """The sharp image as model input when ``oracle_prior=True`` and ``data_samples`` carry
-        one (MMagic packs it BGR in [0, 255]), else None (blind). Logged at its first use."""
+        one (MMagic packs it BGR in [0, 255]), else None (blind). Logged at its first use in
+        each validation or test run."""
         if not self.oracle_prior or data_samples is None or 'gt_img' not in data_samples:
             return None
         if not self._announced['oracle']:
