@@ -32,7 +32,7 @@ experiment_name = 'hidiff_finetune_own_data'
 work_dir = f'./work_dirs/{experiment_name}'
 load_from = 'checkpoints/hidiff_gopro_official.pth'
 
-model = dict(oracle_val_prior=False, test_cfg=dict(tile=512, tile_overlap=32))
+model = dict(test_cfg=dict(tile=512, tile_overlap=32))
 
 optim_wrapper = dict(
     optimizer=dict(lr=2e-5),

@@ -12,6 +12,10 @@ _base_ = ['./hidiff/hidiff_s1_gopro.py']
 experiment_name = 'hidiff_gopro'
 work_dir = f'./work_dirs/{experiment_name}'
 
+# Blind validation in both stages (the stage-1 config it inherits asks for the oracle prior), so
+# the scores of the two stages compare and a test of the final checkpoint is blind.
+model = dict(oracle_prior=False)
+
 train_cfg = dict(max_iters=600000)
 
 custom_hooks = [

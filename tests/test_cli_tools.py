@@ -136,6 +136,43 @@ def test_test(files, tmp_path, monkeypatch, capsys):
     assert line.startswith('test.py: error: model.test_cfg: tile must be a positive multiple of 8')
 
 
+def test_test_writes_what_deblur_gives_blind(tmp_path, capsys):
+    """tools/test.py on a stage-1 config whose test data carry the sharp image: the image it
+    writes is deblur's for the same file and seed (model.test_cfg.seed), i.e. blind, and the
+    log says neither "HIDiff: training stage" nor "ORACLE", but that the file records no
+    stage."""
+    from hidiff_mm.apis import deblur, init_model
+    data = tmp_path / 'data'
+    for folder, seed in (('input', 1), ('target', 2)):
+        (data / folder).mkdir(parents=True)
+        rng = np.random.default_rng(seed)
+        cv2.imwrite(str(data / folder / 'a.png'), rng.integers(0, 256, (24, 40, 3), np.uint8))
+    config = tmp_path / 'test_cfg.py'
+    config.write_text(f"""_base_ = [{DEMO_CONFIG!r}]
+model = dict(generator=dict(zero_init_output=False), test_cfg=dict(seed=5))
+custom_hooks = [dict(type='BasicVisualizationHook', interval=1)]
+test_dataloader = dict(dataset=dict(data_root={str(data)!r}))
+train_dataloader = test_dataloader
+val_dataloader = test_dataloader
+""")
+    torch.manual_seed(0)
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(dict(meta={}, state_dict=init_model(str(config)).state_dict()), checkpoint)
+    tool = runpy.run_path(str(REPO / 'tools' / 'test.py'), run_name='cli_test')['main']
+    capsys.readouterr()
+    tool([str(config), str(checkpoint), '--work-dir', str(tmp_path / 'work')])
+    log = capsys.readouterr().out
+    written = list((tmp_path / 'work').glob('*/vis_data/vis_image/a_*.png'))
+    assert len(written) == 1, written
+    panels = cv2.imread(str(written[0]))  # input | prediction | sharp, BGR
+    model = init_model(str(config), str(checkpoint))
+    expected = deblur(model, data / 'input' / 'a.png', seed=5)
+    assert np.array_equal(panels[:, 40:80], expected)
+    assert not np.array_equal(expected, cv2.imread(str(data / 'input' / 'a.png')))
+    assert 'HIDiff: training stage' not in log and 'ORACLE' not in log
+    assert 'the checkpoint records no training stage: prediction is blind' in log
+
+
 def test_demo(files, tmp_path, monkeypatch, capsys):
     args = ['--config', DEMO_CONFIG, '--out', tmp_path / 'out']
     tiny = tmp_path / 'tiny.png'

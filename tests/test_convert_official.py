@@ -60,6 +60,11 @@ def test_round_trip_by_content_not_file_name(tmp_path, realblur):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(out, weights_only=True)
     assert ckpt['meta']['hidiff_mm']['variant'] == ('realblur' if realblur else 'gopro')
+    # the record of a training checkpoint: the released networks are stage 2's, and the
+    # diffusion settings are the official run's (T = 8 for GoPro, 16 for RealBlur)
+    assert ckpt['meta']['hidiff_stage'] == 2
+    assert ckpt['meta']['hidiff_diffusion'] == model.prior_head.scheduler.settings()
+    assert ckpt['meta']['hidiff_diffusion']['num_train_timesteps'] == (16 if realblur else 8)
     fresh = MODELS.build(Config.fromfile(config).model)
     fresh.load_state_dict(ckpt['state_dict'], strict=True)
     for k, v in model.state_dict().items():

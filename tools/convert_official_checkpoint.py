@@ -8,6 +8,10 @@ Usage::
 Each input is an official BasicSR file (``{'params': state_dict}``); its role (net_g, net_le,
 net_le_dm, net_d) and the GoPro/RealBlur layout are recognised from the keys, not the file
 name. Without ``--config`` the layout's default config is used to check every key and shape.
+The output records, as training checkpoints do (``hidiff_mm.utils.training_record``), the stage
+the networks come from (2 with net_le_dm, the released test weights; else 1) and the diffusion
+settings the official run trained with (the layout's default config's scheduler, whatever
+``--config`` samples with), so loading it under a config that disagrees is checked.
 """
 import argparse
 import os.path as osp
@@ -28,6 +32,7 @@ from hidiff_mm.models.official import (EDITOR_PREFIX, official_role, official_va
 from hidiff_mm.utils import atomic_torch_save, load_weights_file  # noqa: E402
 from hidiff_mm.utils.cli import run, user_input  # noqa: E402
 from hidiff_mm.utils.errors import InputError  # noqa: E402
+from hidiff_mm.utils.training_record import DIFFUSION_KEY, STAGE_KEY  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIGS = {
@@ -77,6 +82,15 @@ def convert(states: Dict[str, Dict[str, torch.Tensor]], model: torch.nn.Module
     return converted
 
 
+def official_record(variant: str, roles: List[str]) -> dict:
+    """``{hidiff_stage, hidiff_diffusion}`` of the official networks ``roles`` of ``variant``."""
+    from mmagic.registry import DIFFUSION_SCHEDULERS
+    from mmengine.config import Config
+    scheduler_cfg = Config.fromfile(DEFAULT_CONFIGS[variant]).model.prior_head.scheduler
+    return {STAGE_KEY: 2 if 'net_le_dm' in roles else 1,
+            DIFFUSION_KEY: DIFFUSION_SCHEDULERS.build(scheduler_cfg).settings()}
+
+
 def build_model(config: str) -> torch.nn.Module:
     from mmagic.registry import MODELS
     from mmagic.utils import register_all_modules
@@ -100,7 +114,8 @@ def main() -> None:
     config = args.config or DEFAULT_CONFIGS[variant]
     state_dict = convert(states, build_model(config))
     meta = dict(hidiff_mm=dict(variant=variant, networks=sorted(states), config=config,
-                               source_files=[osp.abspath(p) for p in args.files]))
+                               source_files=[osp.abspath(p) for p in args.files]),
+                **official_record(variant, sorted(states)))
     atomic_torch_save(dict(meta=meta, state_dict=state_dict), args.out)
     print(f'{variant} networks {", ".join(sorted(states))} -> {args.out} '
           f'({len(state_dict)} tensors)')

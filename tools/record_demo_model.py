@@ -7,8 +7,11 @@ the last of several runs that each continue the one before
 
 1. ``demo_model/hidiff_demo_shake.pth``: the weights alone (no optimizer), stored as float16
    (half the size; every number below is measured with these rounded weights, loaded into the
-   float32 model). The file records no training stage, so a fine-tuning run that loads it starts
-   in stage 1.
+   float32 model), with the checkpoint's record (``hidiff_mm.utils.training_record``): its
+   training stage and diffusion settings, so ``init_model`` and ``tools/test.py`` check them
+   against the config they load it with. A checkpoint without a stage is refused; one without
+   diffusion settings (runs before they were recorded) gets those of ``DEMO_CONFIG``, the config
+   the demo model trains with.
 2. ``demo_model/record.json``: PSNR/SSIM of the blurry input and of the output on the procedural
    test sets of shapes and of dead leaves (seeds 0-4 each) and on the blurred photographs
    (seeds 0-4, per image too, and grouped by how blurred they are), the PSNR of the output to
@@ -39,12 +42,13 @@ from quiet import quiet_imports  # noqa: E402  (tools/quiet.py; tools/ is sys.pa
 quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
-from hidiff_mm.apis.demo_model import (DEMO_DIR, DEMO_RECORD, DEMO_WEIGHTS,  # noqa: E402
-                                       evaluate_pairs, format_summary, init_demo_model,
-                                       photo_gain_by_blur, procedural_test_pairs, sharp_photo_pairs,
-                                       summarize, summarize_sharp)
+from hidiff_mm.apis.demo_model import (DEMO_CONFIG, DEMO_DIR, DEMO_RECORD,  # noqa: E402
+                                       DEMO_WEIGHTS, evaluate_pairs, format_summary,
+                                       init_demo_model, photo_gain_by_blur, procedural_test_pairs,
+                                       sharp_photo_pairs, summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
 from hidiff_mm.utils.io import load_weights_file  # noqa: E402
+from hidiff_mm.utils.training_record import DIFFUSION_KEY, STAGE_KEY  # noqa: E402
 from hidiff_mm.visualization.figures import chain_scalars, training_curves_figure  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -64,15 +68,33 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def export_weights(checkpoint: str, out: str) -> dict:
-    """Write the float16 state dict of ``checkpoint`` to ``out`` (atomically); its meta."""
+    """Write the float16 state dict of ``checkpoint`` to ``out`` (atomically) with the
+    checkpoint's training record; return the meta written."""
     ckpt = load_weights_file(checkpoint)  # weights only, MMEngine's globals in their scope
     state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt['state_dict'].items()}
     meta = dict(source=osp.basename(checkpoint), iter=ckpt['meta'].get('iter'),
-                seed=ckpt['meta'].get('seed'), dtype='float16')
+                seed=ckpt['meta'].get('seed'), dtype='float16',
+                **demo_record(ckpt['meta'], checkpoint))
     tmp = out + '.tmp'
     torch.save(dict(meta=meta, state_dict=state), tmp)
     os.replace(tmp, out)
     return meta
+
+
+def demo_record(meta: dict, checkpoint: str) -> dict:
+    """``{hidiff_stage, hidiff_diffusion}`` of a demo training checkpoint's ``meta``."""
+    if STAGE_KEY not in meta:
+        raise ValueError(f'{checkpoint} records no training stage (meta[{STAGE_KEY!r}]); '
+                         'export a checkpoint of a run with StageSwitchHook or '
+                         'DiffusionSettingsHook')
+    diffusion = meta.get(DIFFUSION_KEY)
+    if diffusion is None:
+        from mmagic.registry import DIFFUSION_SCHEDULERS
+        from mmengine.config import Config
+        scheduler = Config.fromfile(DEMO_CONFIG).model.prior_head.scheduler
+        diffusion = DIFFUSION_SCHEDULERS.build(scheduler).settings()
+        print(f'{checkpoint} records no diffusion settings: recording those of {DEMO_CONFIG}')
+    return {STAGE_KEY: meta[STAGE_KEY], DIFFUSION_KEY: diffusion}
 
 
 def train_seconds(records: List[dict]) -> float:

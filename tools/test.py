@@ -5,7 +5,10 @@
 load with ``torch.load(weights_only=True)`` (the runner of ``hidiff_mm.engine.build_runner``), and
 multi-process runs without CUDA use gloo (``hidiff_mm.engine.launcher``). The checkpoint is read
 and checked against the model first: a missing, damaged or unfitting file is one line naming it
-(exit status 2, see ``hidiff_mm.utils.cli``).
+(exit status 2, see ``hidiff_mm.utils.cli``). The checkpoint's record (training stage, diffusion
+settings) is checked against the config by ``DiffusionSettingsHook``, registered here when the
+config has none. Prediction is blind unless the config sets ``model.oracle_prior=True`` (then
+the log says that the scores read the ground truth).
 """
 import argparse
 import os
@@ -15,6 +18,7 @@ import mmengine
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from quiet import quiet_imports  # tools/quiet.py (tools/ is sys.path[0])
 
 quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--debug shows it)
@@ -22,6 +26,7 @@ quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--d
 # Importing hidiff_mm applies hidiff_mm.compat and registers the HI-Diff modules; it must come
 # before anything imports mmagic (the mmengine modules above do not).
 from hidiff_mm.engine import build_runner  # noqa: E402
+from hidiff_mm.engine.hooks import DiffusionSettingsHook  # noqa: E402
 from hidiff_mm.engine.launcher import setup_cpu_distributed, teardown_distributed  # noqa: E402
 from hidiff_mm.utils.checkpoint import check_fits, state_dict_of  # noqa: E402
 from hidiff_mm.utils.cli import key_value, run, user_input  # noqa: E402
@@ -123,8 +128,14 @@ def main(argv=None):
     runner = build_runner(cfg)
     # MMEngine loads whatever matches and only warns: refuse a checkpoint of another model.
     # The stage-1 encoder is not used for prediction (converted official test files lack it).
-    check_fits(runner.model, state, args.checkpoint, optional=['prior_head.encoder_s1.'])
+    # (unless the config asks for the oracle prior, which is that encoder's).
+    editor = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    oracle = getattr(editor, 'oracle_prior', False)
+    check_fits(runner.model, state, args.checkpoint,
+               optional=[] if oracle else ['prior_head.encoder_s1.'])
     del state
+    if not any(isinstance(hook, DiffusionSettingsHook) for hook in runner.hooks):
+        runner.register_hook(DiffusionSettingsHook())
     print_log(f'Working directory: {cfg.work_dir}', logger='current')
     print_log(f'Log directory: {runner._log_dir}', logger='current')
     if args.out:

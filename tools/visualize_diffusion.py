@@ -6,9 +6,12 @@ intermediate prior of the sampler, ``z_T`` (pure noise) ... ``z_0`` (the prior a
 uses), and optionally the sharp image; saved as one labelled grid::
 
     python tools/visualize_diffusion.py IMAGE --config CONFIG --checkpoint CKPT --out grid.png \
-        [--gt SHARP] [--seed 100] [--steps N] [--cols 5] [--device cpu]
+        [--gt SHARP] [--seed 100] [--steps N] [--tile T --overlap O] [--self-ensemble] \
+        [--cols 5] [--device cpu]
 
-The last prior's panel is exactly what ``tools/demo.py`` writes for the same seed and steps.
+The panels come out of the model's own prediction with these options (and the config's
+``test_cfg`` for those not given), so the last prior's panel is exactly what ``tools/demo.py``
+writes for the same seed and options.
 """
 import argparse
 import os
@@ -40,7 +43,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--gt', help='sharp image, shown as the last panel')
     parser.add_argument('--seed', type=int, default=100, help='seed of z_T (default 100)')
     parser.add_argument('--steps', type=int, default=None,
-                        help='sampler steps (1..T, evenly spaced); default: all T')
+                        help='sampler steps (1..T, evenly spaced); default: model.test_cfg (all T)')
+    parser.add_argument('--tile', type=int, default=None,
+                        help="tile side (multiple of 8); default: the config's model.test_cfg")
+    parser.add_argument('--overlap', type=int, default=None,
+                        help='tile overlap in pixels (default: model.test_cfg, 32)')
+    parser.add_argument('--self-ensemble', action='store_true', default=None,
+                        help='average the 8 flips/rotations (8x slower)')
     parser.add_argument('--cols', type=int, default=DEFAULT_COLS, help='panels per row')
     parser.add_argument('--device', default='cpu', help="e.g. 'cpu', 'cuda'")
     return parser.parse_args(argv)
@@ -54,9 +63,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise InputError(f'--gt {args.gt} is {gt.shape[1]}x{gt.shape[0]}, the input '
                          f'{args.image} is {image.shape[1]}x{image.shape[0]}')
     model = init_model(args.config, args.checkpoint, args.device)
-    with user_input('--steps'):
-        model.prediction_options(steps=args.steps)
-    items = diffusion_trajectory(model, image, seed=args.seed, steps=args.steps)
+    with user_input('--steps, --tile, --overlap'):
+        model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
+                                 self_ensemble=args.self_ensemble)
+    items = diffusion_trajectory(model, image, seed=args.seed, tile=args.tile,
+                                 overlap=args.overlap, steps=args.steps,
+                                 self_ensemble=args.self_ensemble)
     if gt is not None:
         items.append(('sharp (GT)', gt))
     grid = labelled_grid(items, cols=args.cols)

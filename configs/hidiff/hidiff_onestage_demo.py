@@ -9,7 +9,7 @@ _base_ = ['../hidiff_demo.py']
 experiment_name = 'hidiff_onestage_demo'
 work_dir = f'./work_dirs/{experiment_name}'
 
-model = dict(type='HIDiffOneStage', stage='joint', oracle_val_prior=False)
+model = dict(type='HIDiffOneStage', stage='joint')
 
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=600, eta_min=1e-5, begin=0, end=600, by_epoch=False)
@@ -18,5 +18,4 @@ param_scheduler = [
 custom_hooks = [
     dict(type='PriorRampHook', begin=150, end=450),
     dict(type='ExactResumeHook'),
-    dict(type='DiffusionSettingsHook'),
 ]

@@ -11,7 +11,7 @@ _base_ = ['./hidiff_s1_gopro.py']
 experiment_name = 'hidiff_onestage_gopro'
 work_dir = f'./work_dirs/{experiment_name}'
 
-model = dict(type='HIDiffOneStage', stage='joint', oracle_val_prior=False)
+model = dict(type='HIDiffOneStage', stage='joint', oracle_prior=False)  # blind validation
 
 param_scheduler = [
     dict(type='ConstantLR', factor=1.0, begin=0, end=200000, by_epoch=False),
@@ -24,6 +24,5 @@ custom_hooks = [
     dict(type='PriorRampHook', begin=100000, end=300000),
     {{_base_.progressive}},
     dict(type='ExactResumeHook'),
-    dict(type='DiffusionSettingsHook'),
     dict(type='BasicVisualizationHook', interval=1),
 ]

@@ -12,7 +12,10 @@ _base_ = [
 experiment_name = 'hidiff_s1_realblur_j'
 work_dir = f'./work_dirs/{experiment_name}'
 
-model = dict(stage=1)
+# Validation as the official stage-1 run's: with the prior of the stage-1 encoder on the sharp
+# image (the sampler is not trained yet), an oracle score, asked for by name and logged.
+# tools/test.py with this config scores the same way; test blind with a stage-2 config.
+model = dict(stage=1, oracle_prior=True)
 
 custom_hooks = [
     {{_base_.progressive}},

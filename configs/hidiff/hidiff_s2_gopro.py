@@ -8,4 +8,6 @@ work_dir = f'./work_dirs/{experiment_name}'
 
 # As the official S2 run: the Transformer and the stage-1 encoder from stage 1, loaded strictly
 # (a missing or unexpected key fails and names the keys); stage-2 encoder and denoiser fresh.
-model = dict(stage=2, init_from_stage1='./work_dirs/hidiff_s1_gopro/iter_300000.pth')
+# Validation and test blind (the stage-1 config it inherits validates with the oracle prior).
+model = dict(stage=2, oracle_prior=False,
+             init_from_stage1='./work_dirs/hidiff_s1_gopro/iter_300000.pth')

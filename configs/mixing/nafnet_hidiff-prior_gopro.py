@@ -11,6 +11,9 @@
 _base_ = 'mmagic::nafnet/nafnet_c64eb11128mb1db1111_8xb8-lr1e-3-400k_gopro.py'
 
 custom_imports = dict(imports=['hidiff_mm'], allow_failed_imports=False)
+# Checkpoints record the training stage and diffusion settings, checked when one is loaded (as
+# every HI-Diff recipe does through configs/_base_/hidiff_runtime.py).
+default_hooks = dict(diffusion_settings=dict(type='DiffusionSettingsHook'))
 
 experiment_name = 'nafnet_hidiff-prior_gopro'
 work_dir = f'./work_dirs/{experiment_name}'

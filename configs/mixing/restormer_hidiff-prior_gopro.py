@@ -15,6 +15,9 @@
 _base_ = 'mmagic::restormer/restormer_official_gopro.py'
 
 custom_imports = dict(imports=['hidiff_mm'], allow_failed_imports=False)
+# Checkpoints record the training stage and diffusion settings, checked when one is loaded (as
+# every HI-Diff recipe does through configs/_base_/hidiff_runtime.py).
+default_hooks = dict(diffusion_settings=dict(type='DiffusionSettingsHook'))
 
 experiment_name = 'restormer_hidiff-prior_gopro'
 work_dir = f'./work_dirs/{experiment_name}'

@@ -16,12 +16,14 @@ from typing import List, Optional, Tuple, Union
 import cv2
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
 from ..models.layers import convert_for_device
 from ..utils.checkpoint import check_fits, state_dict_of
 from ..utils.cli import user_input
 from ..utils.errors import InputError
 from ..utils.io import load_weights_file
+from ..utils.training_record import check_record, has_prior_head
 
 ImageInput = Union[str, Path, np.ndarray]
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -35,7 +37,10 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
         config: config file path, or an ``mmengine.Config``.
         checkpoint: an MMEngine checkpoint (``{'state_dict': ...}``, as written by training or
             by ``tools/convert_official_checkpoint.py``) or a bare state dict. ``None`` keeps
-            the random initialisation (for tests and benchmarks).
+            the random initialisation (for tests and benchmarks). Its record (training stage,
+            diffusion settings: :mod:`hidiff_mm.utils.training_record`) is checked against
+            the config; what differs is logged with what is done, a file without a record is
+            loaded unchecked (logged).
         device: where the model runs.
         cfg_options: overrides merged into the config (as ``--cfg-options`` does).
 
@@ -47,10 +52,11 @@ def init_model(config, checkpoint: Optional[str] = None, device: Union[str, torc
     Raises:
         FileNotFoundError: the config or the checkpoint does not exist.
         ValueError: the device is not available here, or the checkpoint is unreadable
-            (``CheckpointError``), an unconverted official file, or lacks weights that
+            (``CheckpointError``), an unconverted official file, was trained with another T,
+            beta schedule or parameterisation than the config's, or lacks weights that
             prediction needs or has weights of other shapes. The stage-1 encoder
             (``prior_head.encoder_s1``) is not needed and may be missing, as in converted
-            official test checkpoints.
+            official test checkpoints, unless the config asks for ``oracle_prior=True``.
     """
     device = check_device(device)
     from mmagic.registry import MODELS
@@ -93,7 +99,9 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
 
 
 def load_weights(model: torch.nn.Module, checkpoint: Union[str, Path]) -> None:
-    """Load ``checkpoint`` into ``model`` (see :func:`init_model` for what is accepted)."""
+    """Load ``checkpoint`` into ``model`` (see :func:`init_model` for what is accepted) and
+    check its record against the model (:func:`~hidiff_mm.utils.training_record.check_record`),
+    logging each line."""
     checkpoint = str(checkpoint)
     if not osp.exists(checkpoint):
         raise FileNotFoundError(
@@ -105,7 +113,12 @@ def load_weights(model: torch.nn.Module, checkpoint: Union[str, Path]) -> None:
                          'it first: python tools/convert_official_checkpoint.py net_g.pth '
                          'net_le_dm.pth net_d.pth --out <converted>.pth')
     state = state_dict_of(raw, checkpoint)
-    check_fits(model, state, checkpoint, optional=['prior_head.encoder_s1.'])
+    if has_prior_head(model):
+        meta = raw.get('meta') if isinstance(raw, dict) and 'state_dict' in raw else None
+        for line in check_record(model, meta, checkpoint):
+            print_log(line, logger='current')
+    oracle = getattr(model, 'oracle_prior', False)
+    check_fits(model, state, checkpoint, optional=[] if oracle else ['prior_head.encoder_s1.'])
     _, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         warnings.warn(f'{checkpoint}: {len(unexpected)} unexpected keys ignored, e.g. '
@@ -235,7 +248,7 @@ def deblur(model: torch.nn.Module,
         image: a file path, or a numpy image: BGR uint8 ``(H, W, 3)``; grayscale ``(H, W)`` /
             ``(H, W, 1)`` and BGRA ``(H, W, 4)`` (alpha dropped) are converted, uint16 scaled.
         seed: seeds the one random draw (``z_T``); the same seed gives the same output. ``None``
-            draws from torch's global RNG.
+            keeps the model's (``test_cfg.seed``, else torch's global RNG).
         tile, overlap, steps, self_ensemble, precision: the prediction options (``tile``,
             ``tile_overlap``, ``steps``, ``self_ensemble``, ``precision`` of ``HIDiff``'s
             ``test_cfg``); ``None`` keeps the model's. ``tile``: run the Transformer on

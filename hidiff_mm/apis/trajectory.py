@@ -1,6 +1,6 @@
 # Copyright (c) hidiff_mm contributors. All rights reserved.
-"""The Transformer's output guided by each intermediate prior ``z_T, ..., z_0`` of the sampler,
-as one labelled image grid (HI-Diff's Figure 1 idea: the prior sharpens the result step by
+"""The prediction guided by each intermediate prior ``z_T, ..., z_0`` of the sampler, as one
+labelled image grid (HI-Diff's Figure 1 idea: the prior sharpens the result step by
 step)."""
 from typing import List, Optional, Sequence, Tuple
 
@@ -29,25 +29,30 @@ def prior_labels(num_train_timesteps: int, timesteps: Sequence[int]) -> List[str
 def diffusion_trajectory(model: torch.nn.Module,
                          image: ImageInput,
                          seed: Optional[int] = None,
-                         steps: Optional[int] = None) -> List[Tuple[str, np.ndarray]]:
-    """``[(label, BGR uint8 image)]``: the blurry input, then the Transformer's output with each
+                         tile: Optional[int] = None,
+                         overlap: Optional[int] = None,
+                         steps: Optional[int] = None,
+                         self_ensemble: Optional[bool] = None) -> List[Tuple[str, np.ndarray]]:
+    """``[(label, BGR uint8 image)]``: the blurry input, then the prediction guided by each
     intermediate prior from ``z_T`` (pure noise) to ``z_0`` (the prior used for prediction).
 
-    One ``z_T`` draw (seeded with ``seed``); ``steps`` as in :func:`hidiff_mm.apis.deblur`.
-    The last image equals ``deblur(model, image, seed=seed, steps=steps)``.
+    The frames come out of the editor's own prediction (``model.forward_tensor`` with
+    ``return_intermediates=True``), so every option applies as in :func:`deblur` (``tile``,
+    ``overlap``, ``steps``, ``self_ensemble``; ``None`` keeps the model's ``test_cfg``) and the
+    sampler is the model's; one ``z_T`` draw per prediction, seeded with ``seed``. The last
+    image equals ``deblur(model, image, seed, tile, overlap, steps, self_ensemble)`` exactly.
     """
     img, _ = load_input(image)
     inputs = image_to_tensor(model, img)
-    h, w = inputs.shape[-2:]
-    steps = model.prediction_options(steps=steps).steps
-    padded = model.pad(inputs)
-    scheduler = model.prior_head.scheduler
+    options = dict(tile=tile, tile_overlap=overlap, steps=steps, self_ensemble=self_ensemble)
     with torch.no_grad():
-        _, chain = model.blind_prior(padded, make_generator(model, seed), steps,
-                                     return_intermediates=True)
-        outputs = [tensor_to_image(model, model.generator(padded, z)[..., :h, :w]) for z in chain]
-    labels = prior_labels(len(scheduler), scheduler.timesteps.tolist())
-    return [('blurry input', img)] + list(zip(labels, outputs))
+        _, frames = model.forward_tensor(inputs, generator=make_generator(model, seed),
+                                         return_intermediates=True, **options)
+    scheduler = model.prior_head.scheduler
+    visited = scheduler.inference_timesteps(model.prediction_options(**options).steps)
+    labels = prior_labels(len(scheduler), visited)
+    return [('blurry input', img)] + [(label, tensor_to_image(model, frame))
+                                      for label, frame in zip(labels, frames)]
 
 
 def labelled_grid(items: Sequence[Tuple[str, np.ndarray]], cols: int = DEFAULT_COLS,

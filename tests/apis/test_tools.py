@@ -91,6 +91,50 @@ def test_trajectory_and_grid(tiny_model):
         labelled_grid([('a', img), ('b', img[:-1])])
 
 
+TRAJECTORY_CASES = [
+    (dict(), None),
+    (dict(steps=3), None),
+    (dict(tile=16, overlap=8), None),
+    (dict(tile=16, overlap=0, steps=2), None),
+    (dict(self_ensemble=True, steps=2), None),
+    (dict(self_ensemble=True, tile=16, overlap=8, steps=2), None),
+    (dict(tile=16, overlap=8, steps=3), dict(type='ddim', eta=0.5)),
+    (dict(self_ensemble=True, steps=3), 'dpmsolver++'),
+]
+
+
+@pytest.mark.parametrize('options,sampler', TRAJECTORY_CASES)
+def test_trajectory_ends_in_the_prediction(tiny_model, options, sampler):
+    """Under every option and sampler, the last frame is deblur's output bit for bit (each
+    frame is the prediction made with that prior: tiles, self-ensemble and all)."""
+    scheduler = tiny_model.prior_head.scheduler
+    default = scheduler.settings()['sampler']
+    if sampler is not None:
+        scheduler.set_sampler(sampler)
+    try:
+        img = smooth_image(9, 21, 35)
+        items = diffusion_trajectory(tiny_model, img, seed=4, **options)
+        expected = deblur(tiny_model, img, seed=4, **options)
+    finally:
+        scheduler.set_sampler(default)
+    assert len(items) == (options.get('steps') or 8) + 2 and items[-1][0] == 'z_0'
+    assert np.array_equal(items[-1][1], expected)
+    assert not np.array_equal(items[1][1], items[-1][1])
+
+
+def test_trajectory_follows_the_config_test_cfg(tiny_files):
+    """Options left out come from the model's test_cfg, as for deblur."""
+    from hidiff_mm.apis import init_model
+    config, checkpoint = tiny_files
+    model = init_model(config, checkpoint,
+                       cfg_options={'model.test_cfg': dict(tile=16, tile_overlap=8, steps=2)})
+    img = smooth_image(10, 30, 33)
+    items = diffusion_trajectory(model, img, seed=1)
+    assert [label for label, _ in items] == ['blurry input', 'z_8 (noise)', 'z_1', 'z_0']
+    assert np.array_equal(items[-1][1], deblur(model, img, seed=1))
+    assert not np.array_equal(items[-1][1], deblur(model, img, seed=1, tile=48))
+
+
 def test_visualize_tool(visualize, tiny_files, tmp_path, capsys):
     config, checkpoint = tiny_files
     blurry, sharp = smooth_image(7, 32, 48), smooth_image(8, 32, 48)
@@ -108,3 +152,13 @@ def test_visualize_tool(visualize, tiny_files, tmp_path, capsys):
                            checkpoint, '--out', str(tmp_path / 'again.png'), '--gt',
                            str(tmp_path / 'sharp.png'), '--cols', '6']) == 0
     assert np.array_equal(cv2.imread(str(tmp_path / 'again.png')), grid)
+    # the options reach the prediction: the last panel is what demo.py writes with them
+    assert visualize.main([str(tmp_path / 'blur.png'), '--config', config, '--checkpoint',
+                           checkpoint, '--out', str(tmp_path / 'tiled.png'), '--cols', '1',
+                           '--seed', '2', '--steps', '2', '--tile', '16', '--overlap', '8',
+                           '--self-ensemble']) == 0
+    tiled = cv2.imread(str(tmp_path / 'tiled.png'))
+    last = tiled[-(4 + 32):-4, 4:4 + 48]
+    expected = deblur(visualize.init_model(config, checkpoint), tmp_path / 'blur.png', seed=2,
+                      steps=2, tile=16, overlap=8, self_ensemble=True)
+    assert np.array_equal(last, expected)

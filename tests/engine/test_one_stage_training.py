@@ -62,7 +62,7 @@ def test_one_stage_resume_after_sigkill_equals_uninterrupted_run(tiny_data, tmp_
     final = torch.load(osp.join(crash_dir, 'iter_8.pth'), map_location='cpu', weights_only=True)
     assert max_diff(final['state_dict'], weights(osp.join(full_dir, 'iter_8.pth'))) <= 1e-6
     assert final['meta']['hidiff_diffusion']['sampler'] == dict(type='posterior_mean')
-    assert 'hidiff_stage' not in final['meta']  # no stage switch
+    assert final['meta']['hidiff_stage'] == 'joint'  # no stage switch
     first = weights(osp.join(full_dir, 'iter_1.pth'))
     for prefix in NETWORKS:  # all four networks train in the one run
         keys = [k for k in first if k.startswith(prefix)]
@@ -116,7 +116,8 @@ def test_settings_hook_records_then_checks_what_a_checkpoint_was_trained_with():
     other_sampler = runner_for(dict(sampler=dict(type='dpmsolver++', solver_order=3)))
     hook.after_load_checkpoint(other_sampler, checkpoint)
     assert other_sampler.logger.lines == [
-        "DiffusionSettingsHook: sampler: trained with {'type': 'posterior_mean'}, sampling "
+        "DiffusionSettingsHook: the checkpoint: sampler: trained with {'type': "
+        "'posterior_mean'}, sampling "
         "with {'type': 'dpmsolver++', 'solver_order': 3}"]
     with pytest.raises(ValueError, match=r"num_train_timesteps: trained 8, configured 16.*"
                        r"Set model.prior_head.scheduler.num_train_timesteps=8"):

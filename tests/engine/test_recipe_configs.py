@@ -92,3 +92,19 @@ def test_demo_continuations_chain_and_mix_the_scene_sets(tmp_path, monkeypatch):
     assert dataset[4]['inputs'].shape == (3, 96, 96)
     assert dataset[4]['data_samples'].gt_img.shape == (3, 96, 96)
     assert float(dataset[4]['inputs'].float().mean()) == 60  # the second leaves pair
+
+
+MODEL_CONFIGS = sorted(osp.relpath(p, REPO) for p in ALL_CONFIGS if '_base_' not in p)
+
+
+@pytest.mark.parametrize('path', MODEL_CONFIGS)
+def test_checkpoints_record_their_training_and_the_oracle_is_asked_by_name(path):
+    """Every config with a HI-Diff prior records stage and diffusion settings in its checkpoints
+    (DiffusionSettingsHook among the default hooks); only the stage-1 recipes validate with the
+    oracle prior, and they say so (model.oracle_prior=True)."""
+    cfg = Config.fromfile(osp.join(REPO, path))
+    if 'prior_head' not in cfg.model:
+        return
+    assert cfg.default_hooks.diffusion_settings.type == 'DiffusionSettingsHook'
+    stage1_recipe = osp.basename(path).startswith('hidiff_s1_')
+    assert cfg.model.get('oracle_prior', False) is stage1_recipe

@@ -1,8 +1,14 @@
-"""The HIDiff editor: stages, trainable sets, blind prediction, oracle validation, NaN guard."""
+"""The HIDiff editor: stages, trainable sets, blind prediction, the oracle prior only by name,
+NaN guard."""
+import logging
+from contextlib import contextmanager
+from typing import Iterator, List
+
 import pytest
 import torch
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
+from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 
 from hidiff_mm.utils.errors import InputError
@@ -78,23 +84,72 @@ def test_blind_prediction_pads_crops_and_uses_one_draw():
     assert torch.equal(a, b) and torch.equal(a, c)
 
 
-def test_stage1_validates_with_the_oracle_prior_by_default():
-    blind, oracle = tiny_model(oracle_val_prior=False), tiny_model()
+@contextmanager
+def log_lines() -> Iterator[List[str]]:
+    """The messages MMEngine's current logger emits inside the block."""
+    lines: List[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize('stage', [1, 2])
+def test_prediction_is_blind_unless_the_oracle_is_asked_for_by_name(stage):
+    """A sharp image in the data samples is not read by default, in either stage; with
+    oracle_prior=True it is (the prior of the stage-1 encoder on it), and the log says so."""
+    blind, oracle = tiny_model(stage=stage), tiny_model(stage=stage, oracle_prior=True)
     oracle.load_state_dict(blind.state_dict())
     blur, sharp = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
-    # validation packs the GT as BGR in [0, 255]
+    # validation packs the GT as BGR in [0, 255]; the model takes it back to RGB in [0, 1]
     samples = DataSample(gt_img=sharp.flip(1) * 255)
     samples.set_metainfo(dict(gt_img_output_channel_order='BGR'))
-    with torch.no_grad():
-        expected = oracle.generator(blur, oracle.prior_head.encode(blur, sharp))
-        assert torch.allclose(oracle(blur, samples), expected, atol=1e-5)
+    sharp_in = samples.gt_img.flip(1) / 255
+    with torch.no_grad(), log_lines() as lines:
         torch.manual_seed(0)
         blind_out = blind(blur, samples)
         torch.manual_seed(0)
         assert torch.equal(blind_out, blind(blur))
-        oracle.set_stage(2)  # stage 2 is always blind
+        assert not any('ORACLE' in line for line in lines)
+        expected = oracle.generator(blur, oracle.prior_head.encode(blur, sharp_in))
+        assert torch.equal(oracle(blur, samples), expected)
+        assert torch.equal(oracle(blur, samples), expected)
         torch.manual_seed(0)
-        assert torch.equal(oracle(blur, samples), blind_out)
+        assert torch.equal(oracle(blur), blind_out)  # without a sharp image: blind
+    assert sum('ORACLE prior' in line and 'oracle_prior=True' in line for line in lines) == 1
+    with torch.no_grad(), log_lines() as lines:  # the next validation run says it again
+        oracle.train().eval()
+        oracle(blur, samples)
+    assert sum('ORACLE prior' in line for line in lines) == 1
+
+
+def test_the_former_oracle_option_is_refused_by_name():
+    with pytest.raises(ValueError, match='oracle_val_prior.*renamed model.oracle_prior'):
+        tiny_model(oracle_val_prior=False)
+    with pytest.raises(ValueError, match='oracle_prior must be True or False'):
+        tiny_model(oracle_prior='yes')
+
+
+def test_training_stage_is_logged_by_training_not_by_building():
+    blur, samples = torch.rand(1, 3, 16, 16), DataSample(gt_img=torch.rand(1, 3, 16, 16))
+    with log_lines() as lines:
+        model = tiny_model()
+        model.set_stage(2)
+        model.eval()
+        with torch.no_grad():
+            model(blur)
+        assert not any('training stage' in line for line in lines)
+        model.set_stage(1)
+        model(blur, samples, mode='loss')
+        model(blur, samples, mode='loss')
+        model.set_stage(2)
+        model(blur, samples, mode='loss')
+    assert [line for line in lines if 'training stage' in line] == [
+        'HIDiff: training stage 1', 'HIDiff: training stage 2']
 
 
 def test_init_from_stage1_loads_transformer_and_stage1_encoder_strictly(tmp_path):
@@ -169,3 +224,17 @@ def test_init_from_stage1_names_a_damaged_file(tmp_path):
     damaged.write_bytes(b'PK\x03\x04 not a whole checkpoint')
     with pytest.raises(CheckpointError, match='iter_4.pth'):
         tiny_model(stage=2, init_from_stage1=str(damaged)).init_weights()
+
+
+def test_test_cfg_seed_seeds_every_prediction_call():
+    """test_cfg.seed draws z_T of each call from a generator seeded with it (a test run then
+    gives every image what deblur(image, seed) gives), unless the caller passes a generator."""
+    model = tiny_model(test_cfg=dict(seed=3)).eval()
+    blur = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        seeded = model(blur, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(model(blur), seeded) and torch.equal(model(blur), seeded)
+        assert not torch.equal(model(blur, generator=torch.Generator().manual_seed(4)), seeded)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match='seed must be a non-negative integer'):
+            tiny_model(test_cfg=dict(seed=bad))

@@ -43,8 +43,8 @@ def test_him_contract_and_residual():
 def test_him_attends_over_prior_tokens():
     """Reference: per head, softmax over the N prior tokens of q k^T / sqrt(d)."""
     torch.manual_seed(0)
-    him = HIM(channels=8, num_heads=2, prior_channels=4)
-    x, prior = torch.randn(1, 8, 2, 3), torch.randn(1, 5, 4)
+    him = HIM(channels=8, num_heads=2, prior_channels=4).double()
+    x, prior = torch.randn(1, 8, 2, 3).double(), torch.randn(1, 5, 4).double()
     tokens = x.flatten(2).transpose(1, 2)[0]
     ln = torch.nn.functional.layer_norm
     q = ln(tokens, (8, ), him.norm1.body.weight, him.norm1.body.bias) @ him.q.weight.T
@@ -53,32 +53,34 @@ def test_him_attends_over_prior_tokens():
     heads = [torch.softmax(q[:, h * 4:(h + 1) * 4] @ k[:, h * 4:(h + 1) * 4].T / 2, -1)
              @ v[:, h * 4:(h + 1) * 4] for h in range(2)]
     expected = tokens + torch.cat(heads, 1) @ him.proj.weight.T + him.proj.bias
-    assert torch.allclose(him(x, prior)[0].flatten(1).T, expected, atol=1e-5)
+    # float64, order-1 values: a few dozen roundings of 1e-16 each
+    assert torch.allclose(him(x, prior)[0].flatten(1).T, expected, rtol=0, atol=1e-12)
 
 
 def test_prior_modulation_is_x_times_w1p_plus_w2p():
     """The bottleneck's modulation: each branch input x becomes x * (W1 p + b1) + (W2 p + b2)."""
     torch.manual_seed(0)
-    plain = HIDiffTransformerBlock(8, 2)
-    modulated = HIDiffTransformerBlock(8, 2, prior_channels=16)
+    plain = HIDiffTransformerBlock(8, 2).double()
+    modulated = HIDiffTransformerBlock(8, 2, prior_channels=16).double()
     assert not hasattr(plain.attn, 'ln1') and hasattr(modulated.attn, 'ln1')
     missing, unexpected = modulated.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all('.ln1.' in k or '.ln2.' in k for k in missing)
-    x, prior = torch.randn(2, 8, 6, 6), torch.randn(2, 16)
-    scale, shift = torch.randn(8), torch.randn(8)
+    x, prior = torch.randn(2, 8, 6, 6).double(), torch.randn(2, 16).double()
+    scale, shift = torch.randn(8).double(), torch.randn(8).double()
     with torch.no_grad():
         for branch in (modulated.attn, modulated.ffn):
             branch.ln1.weight.zero_()
             branch.ln2.weight.zero_()
             branch.ln1.bias.fill_(1.)
             branch.ln2.bias.zero_()
-        assert torch.allclose(modulated(x, prior), plain(x), atol=1e-6)  # identity modulation
+        # float64 (the two sides order their sums differently): 1e-12 for order-1 values
+        assert torch.allclose(modulated(x, prior), plain(x), rtol=0, atol=1e-12)
         for branch in (modulated.attn, modulated.ffn):
             branch.ln1.bias.copy_(scale)
             branch.ln2.bias.copy_(shift)
         y = x * scale.view(1, 8, 1, 1) + shift.view(1, 8, 1, 1)
-        assert torch.allclose(modulated.attn(x, prior), plain.attn(y), atol=1e-5)
-        assert torch.allclose(modulated.ffn(x, prior), plain.ffn(y), atol=1e-5)
+        assert torch.allclose(modulated.attn(x, prior), plain.attn(y), rtol=0, atol=1e-12)
+        assert torch.allclose(modulated.ffn(x, prior), plain.ffn(y), rtol=0, atol=1e-12)
 
 
 def test_transformer_shapes_and_errors():
@@ -113,8 +115,9 @@ def test_latent_encoder_stage_checks_and_sharp_first():
 
 def test_denoisers_time_inputs():
     mixer = HIDiffMixerDenoiser(prior_channels=8, inner_channels=16, time_scale_init=0.5)
-    mlp = HIDiffMLPDenoiser(prior_channels=8, num_layers=1)
-    z, c = torch.randn(2, 16, 8), torch.randn(2, 16, 8)
+    mlp = HIDiffMLPDenoiser(prior_channels=8, num_layers=1).double()
+    mixer.double()
+    z, c = torch.randn(2, 16, 8).double(), torch.randn(2, 16, 8).double()
     for net in (mixer, mlp):
         out0, out3 = net(z, c, torch.tensor([0, 0])), net(z, c, torch.tensor([3, 3]))
         assert out0.shape == z.shape and not torch.allclose(out0, out3)
@@ -126,4 +129,4 @@ def test_denoisers_time_inputs():
     h = torch.cat([c, torch.full((2, 16, 1), 3 / 50.), z], -1) @ layer.weight.T + layer.bias
     h = torch.nn.functional.leaky_relu(h, 0.1)
     h = torch.nn.functional.leaky_relu(mlp.resmlp[2].resmlp[0](h), 0.1)
-    assert torch.allclose(mlp(z, c, torch.tensor([3, 3])), h, atol=1e-6)
+    assert torch.allclose(mlp(z, c, torch.tensor([3, 3])), h, rtol=0, atol=1e-12)  # float64

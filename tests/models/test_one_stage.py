@@ -11,15 +11,16 @@ def one_stage_model(**kwargs) -> torch.nn.Module:
     return tiny_model('HIDiffOneStage', **kwargs)
 
 
-def test_construction_refuses_stages_and_oracle_validation():
+def test_construction_refuses_stages_and_the_former_oracle_option():
     model = one_stage_model()
     assert model.stage == 'joint' and all(p.requires_grad for p in model.parameters())
     with pytest.raises(ValueError, match="stage must be 'joint', got 2.*StageSwitchHook"):
         model.set_stage(2)
     with pytest.raises(ValueError, match="stage must be 'joint', got 1"):
         one_stage_model(stage=1)
-    with pytest.raises(ValueError, match='oracle_val_prior=False'):
+    with pytest.raises(ValueError, match='oracle_val_prior.*renamed model.oracle_prior'):
         one_stage_model(oracle_val_prior=True)
+    assert not one_stage_model().oracle_prior  # validates blind unless asked
     with pytest.raises(ValueError, match=r'diffused weight must be in \[0, 1\]'):
         model.set_diffused_weight(1.5)
 

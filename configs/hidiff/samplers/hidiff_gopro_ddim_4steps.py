@@ -16,6 +16,5 @@ model = dict(
 custom_hooks = [
     {{_base_.progressive}},
     dict(type='ExactResumeHook'),
-    dict(type='DiffusionSettingsHook'),
     dict(type='BasicVisualizationHook', interval=1),
 ]

@@ -6,7 +6,7 @@ _base_ = ['./hidiff_study_s1.py']
 experiment_name = 'hidiff_study_onestage'
 work_dir = f'./work_dirs/{experiment_name}'
 
-model = dict(type='HIDiffOneStage', stage='joint', oracle_val_prior=False)
+model = dict(type='HIDiffOneStage', stage='joint')
 
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=1200, eta_min=1e-5, begin=0, end=1200, by_epoch=False)
@@ -17,5 +17,4 @@ default_hooks = dict(checkpoint=dict(interval=1200))
 custom_hooks = [
     dict(type='PriorRampHook', begin=300, end=900),
     dict(type='ExactResumeHook'),
-    dict(type='DiffusionSettingsHook'),
 ]

@@ -38,5 +38,4 @@ default_hooks = dict(
 
 custom_hooks = [
     dict(type='ExactResumeHook'),
-    dict(type='DiffusionSettingsHook'),
 ]

@@ -1,46 +1,38 @@
-"""Record the latent diffusion's settings in checkpoints; check them when one is loaded."""
+"""Record the training stage and the latent diffusion's settings in checkpoints; check them
+when one is loaded."""
 from mmagic.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
-from ...utils.errors import ConfigError
+from hidiff_mm.utils.training_record import (DIFFUSION_KEY, check_record, has_prior_head,
+                                             training_record)
 
-META_KEY = 'hidiff_diffusion'
+META_KEY = DIFFUSION_KEY
 
 
 @HOOKS.register_module()
 class DiffusionSettingsHook(Hook):
-    """Checkpoints say how their prior was trained; loading one checks the config against it.
+    """Checkpoints say how their weights were trained; loading one checks the config against it.
 
-    Before a checkpoint is saved, ``meta['hidiff_diffusion']`` gets the model's
-    ``prior_head.scheduler.settings()`` (T, beta schedule and range, parameterisation, clamp,
-    start point, sampler and its options). When a checkpoint is loaded (``--resume``,
-    ``load_from``, ``tools/test.py``), the configured scheduler is compared with it: a different
-    T, beta schedule or parameterisation raises ``ValueError`` naming the keys (the denoiser's
-    outputs would be misread); a different sampler, its options, clamp or start point is allowed
-    and logged. A checkpoint without the record (official weights, runs without this hook) is
-    loaded unchecked, with a log line saying so.
+    A default hook of every recipe (``default_hooks.diffusion_settings`` in
+    ``configs/_base_/hidiff_runtime.py``). Before a checkpoint is saved, its ``meta`` gets the
+    model's :func:`~hidiff_mm.utils.training_record.training_record`: ``hidiff_stage`` and
+    ``hidiff_diffusion`` (the prior scheduler's ``settings()``). When a checkpoint is loaded
+    (``--resume``, ``load_from``, ``tools/test.py``) it is checked with
+    :func:`~hidiff_mm.utils.training_record.check_record`: a different T, beta schedule or
+    parameterisation raises ``ValueError`` naming the keys (the denoiser's outputs would be
+    misread); a different sampler, stage, or a missing record is allowed and logged, one line
+    saying what is done. A model without a prior head (a plain MMagic restorer sharing the
+    runtime) has nothing to record and is left alone.
     """
 
     priority = 'NORMAL'
 
-    @staticmethod
-    def _scheduler(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        head = getattr(model, 'prior_head', None)
-        if head is None:
-            raise ConfigError(f'DiffusionSettingsHook needs a model with a prior_head (HI-Diff), '
-                              f'got {type(model).__name__}')
-        return head.scheduler
-
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault('meta', {})[META_KEY] = self._scheduler(runner).settings()
+        if has_prior_head(runner.model):
+            checkpoint.setdefault('meta', {}).update(training_record(runner.model))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        trained = checkpoint.get('meta', {}).get(META_KEY)
-        if trained is None:
-            runner.logger.info('DiffusionSettingsHook: the checkpoint records no diffusion '
-                               'settings; the configured scheduler is not checked against it')
+        if not has_prior_head(runner.model):
             return
-        for line in self._scheduler(runner).compare_settings(trained):
+        for line in check_record(runner.model, checkpoint.get('meta'), 'the checkpoint'):
             runner.logger.info(f'DiffusionSettingsHook: {line}')

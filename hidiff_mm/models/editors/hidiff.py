@@ -30,11 +30,15 @@ class HIDiff(BlindPrediction, BaseEditModel):
     (:meth:`pad`), the prior is sampled from ``z_T ~ N(0, I)`` (the only random draw), G runs
     (on tiles, with that one prior, if asked) and its output is cropped back; optionally averaged
     over the 8 dihedral transforms. ``test_cfg`` holds these options (``steps``, ``tile``,
-    ``tile_overlap``, ``self_ensemble``: :class:`PredictionOptions`). A stage-1
-    model has no trained sampler yet, so with ``oracle_val_prior=True`` (the default, as the
-    official stage-1 validation) it validates and tests with the prior of ``E1([sharp, blur])``
-    whenever the data samples carry the sharp image: an optimistic, oracle score. Stage 2 and
-    prediction without a sharp image are always blind.
+    ``tile_overlap``, ``self_ensemble``, ``seed``: :class:`PredictionOptions`).
+
+    The ground truth is read only when asked for by name: with ``oracle_prior=True`` (default
+    False) validation and test predict with the prior of ``E1([sharp, blur])`` wherever the data
+    samples carry the sharp image, in any stage: an optimistic, oracle score (the official
+    stage-1 validation; ``configs/hidiff/hidiff_s1_*.py`` ask for it), and the log says so at
+    its first use in each validation or test run. Otherwise, and always without a sharp image,
+    prediction is blind. The stage only selects what a training step trains; "training stage N"
+    is logged when a training step of stage N first runs, not when a model is built.
 
     ``init_from_stage1`` starts a stage-2 run as the official one does: the Transformer and the
     stage-1 encoder are loaded, strictly, from the stage-1 checkpoint when the runner initialises
@@ -46,7 +50,10 @@ class HIDiff(BlindPrediction, BaseEditModel):
         pixel_loss: image loss config (official: L1, weight 1).
         prior_loss: stage-2 prior loss config (official: L1, weight 1).
         stage: 1 or 2.
-        oracle_val_prior: see above.
+        oracle_prior: predict with the stage-1 encoder's prior of the sharp image where the
+            data carry it (validation, test); see above.
+        oracle_val_prior: the former name of ``oracle_prior`` (whose default was True); any
+            value is refused with a message naming the new option.
         pad_multiple: prediction pads H and W up to a multiple of this.
         init_from_stage1: path of a stage-1 checkpoint, or None.
         test_cfg: the prediction options (:class:`PredictionOptions`), e.g.
@@ -59,7 +66,8 @@ class HIDiff(BlindPrediction, BaseEditModel):
                  pixel_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  prior_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  stage: int = 1,
-                 oracle_val_prior: bool = True,
+                 oracle_prior: bool = False,
+                 oracle_val_prior: Optional[bool] = None,
                  pad_multiple: int = 8,
                  init_from_stage1: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
@@ -69,11 +77,19 @@ class HIDiff(BlindPrediction, BaseEditModel):
         super().__init__(generator, pixel_loss, train_cfg, test_cfg, init_cfg, data_preprocessor)
         self.prior_head = MODELS.build(prior_head)
         self.prior_loss = MODELS.build(prior_loss)
-        self.oracle_val_prior = oracle_val_prior
+        if oracle_val_prior is not None:
+            raise ValueError(
+                f'model.oracle_val_prior={oracle_val_prior!r}: renamed model.oracle_prior, '
+                'which defaults to False (validation and test blind); set '
+                'model.oracle_prior=True to score with the stage-1 encoder on the sharp image')
+        if not isinstance(oracle_prior, bool):
+            raise ValueError(f'model.oracle_prior must be True or False, got {oracle_prior!r}')
+        self.oracle_prior = oracle_prior
         self.pad_multiple = pad_multiple
         self.init_from_stage1 = init_from_stage1
         self.stage = 0
         self.set_stage(stage)
+        self._announced = dict(stage=None, oracle=False)
         with user_input('model.test_cfg'):  # a bad test_cfg fails at construction, in one line
             self.prediction_options()
 
@@ -126,15 +142,20 @@ class HIDiff(BlindPrediction, BaseEditModel):
             raise ConfigError('HIDiff needs a prior_head with a stage-1 encoder (encoder_s1)')
         for module in (self.generator, head.encoder_s1, head.encoder_s2, head.denoiser):
             module.requires_grad_(any(module is m for m in trainable))
-        if stage != self.stage:
-            MMLogger.get_current_instance().info(f'HIDiff: training stage {stage}')
         self.stage = stage
+
+    def _announce_stage(self) -> None:
+        """Log "training stage N" the first time a training step of stage N runs."""
+        if self._announced['stage'] != self.stage:
+            MMLogger.get_current_instance().info(f'HIDiff: training stage {self.stage}')
+            self._announced['stage'] = self.stage
 
     def forward_train(self,
                       inputs: torch.Tensor,
                       data_samples: Optional[DataSample] = None,
                       **kwargs) -> Dict[str, torch.Tensor]:
         """inputs: blurry (B, 3, h, w); data_samples.gt_img: sharp, same range -> losses."""
+        self._announce_stage()
         sharp = data_samples.gt_img
         if self.stage == 1:
             prior = self.prior_head.encode(inputs, sharp)
@@ -157,12 +178,24 @@ class HIDiff(BlindPrediction, BaseEditModel):
                 f'{values}; stopped before the update, the weights are unchanged')
         return loss, log_vars
 
+    def train(self, mode: bool = True) -> 'HIDiff':
+        """``nn.Module.train``; each validation or test run (which calls ``eval()``) logs its
+        use of the oracle prior again."""
+        self._announced['oracle'] = False
+        return super().train(mode)
+
     def _oracle_sharp(self, data_samples: Optional[DataSample]) -> Optional[torch.Tensor]:
-        """The sharp image as model input when this stage-1 model validates with the oracle
-        prior and ``data_samples`` carry one (MMagic packs it BGR in [0, 255]), else None."""
-        if (not self.oracle_val_prior or self.stage != 1 or data_samples is None
-                or 'gt_img' not in data_samples):
+        """The sharp image as model input when ``oracle_prior=True`` and ``data_samples`` carry
+        one (MMagic packs it BGR in [0, 255]), else None (blind). Logged at its first use in
+        each validation or test run."""
+        if not self.oracle_prior or data_samples is None or 'gt_img' not in data_samples:
             return None
+        if not self._announced['oracle']:
+            MMLogger.get_current_instance().warning(
+                'HIDiff: predicting with the ORACLE prior (the stage-1 encoder on the sharp '
+                'image, model.oracle_prior=True): these scores read the ground truth and are '
+                'not blind deblurring results')
+            self._announced['oracle'] = True
         gt = data_samples.gt_img.to(self.data_preprocessor.mean.device)
         order = data_samples.metainfo.get('gt_img_output_channel_order', 'BGR')
         if isinstance(order, List):

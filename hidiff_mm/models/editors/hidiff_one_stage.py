@@ -27,14 +27,15 @@ class HIDiffOneStage(HIDiff):
     iteration number (so resumed runs continue exactly), or :meth:`set_diffused_weight` by hand.
     Training without it set is refused. All four networks are in the graph at every ``w``
     (weights 0 give zero gradients), so distributed training needs no unused-parameter search.
-    Validation and prediction are blind, as a stage-2 model's; a checkpoint loads into
-    :class:`HIDiff` (same keys) for testing with any stage-2 config.
+    Validation and prediction are blind, as a stage-2 model's, unless ``oracle_prior=True``
+    (as :class:`HIDiff`); a checkpoint loads into :class:`HIDiff` (same keys) for testing with
+    any stage-2 config.
 
     Args:
-        generator / prior_head / pixel_loss / prior_loss / pad_multiple / train_cfg /
-            test_cfg / init_cfg / data_preprocessor: as :class:`HIDiff`.
+        generator / prior_head / pixel_loss / prior_loss / oracle_prior / oracle_val_prior /
+            pad_multiple / train_cfg / test_cfg / init_cfg / data_preprocessor: as
+            :class:`HIDiff`.
         stage: must be ``'joint'`` (accepted so that HIDiff model configs can be inherited).
-        oracle_val_prior: must be False: a one-stage model validates blind.
     """
 
     def __init__(self,
@@ -43,16 +44,16 @@ class HIDiffOneStage(HIDiff):
                  pixel_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  prior_loss: dict = dict(type='L1Loss', loss_weight=1.0),
                  stage: str = 'joint',
-                 oracle_val_prior: bool = False,
+                 oracle_prior: bool = False,
+                 oracle_val_prior: Optional[bool] = None,
                  pad_multiple: int = 8,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None) -> None:
-        if oracle_val_prior:
-            raise ConfigError('HIDiffOneStage validates blind: set model.oracle_val_prior=False')
         super().__init__(generator, prior_head, pixel_loss=pixel_loss, prior_loss=prior_loss,
-                         stage=stage, oracle_val_prior=False, pad_multiple=pad_multiple,
+                         stage=stage, oracle_prior=oracle_prior,
+                         oracle_val_prior=oracle_val_prior, pad_multiple=pad_multiple,
                          train_cfg=train_cfg, test_cfg=test_cfg, init_cfg=init_cfg,
                          data_preprocessor=data_preprocessor)
         self.diffused_weight: Optional[float] = None
@@ -84,6 +85,7 @@ class HIDiffOneStage(HIDiff):
             raise ConfigError("HIDiffOneStage: the diffused weight is not set; add "
                               "dict(type='PriorRampHook', begin=..., end=...) to custom_hooks "
                               '(or call set_diffused_weight)')
+        self._announce_stage()
         sharp = data_samples.gt_img
         oracle = self.prior_head.encode(inputs, sharp)
         target = oracle.detach()

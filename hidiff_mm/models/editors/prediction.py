@@ -3,7 +3,7 @@
 blind prediction path they share."""
 import logging
 from dataclasses import dataclass, fields, replace
-from typing import Optional
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,10 @@ class PredictionOptions:
             weights, with fp32 accumulation and statistics
             (:mod:`~hidiff_mm.models.layers.bf16`); on a device without bf16 units the
             prediction runs fp32 and logs why, once.
+        seed: draw ``z_T`` of every prediction call from a ``torch.Generator`` seeded with it
+            (unless the caller passes a generator), so a test run with batches of one image
+            gives each image what ``deblur(image, seed=seed)`` gives it, whatever the order;
+            None: torch's global RNG.
     """
 
     steps: Optional[int] = None
@@ -41,6 +45,7 @@ class PredictionOptions:
     tile_overlap: int = 32
     self_ensemble: bool = False
     precision: str = 'fp32'
+    seed: Optional[int] = None
 
     @classmethod
     def from_cfg(cls, test_cfg: Optional[dict], **overrides) -> 'PredictionOptions':
@@ -68,6 +73,9 @@ class PredictionOptions:
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {list(PRECISIONS)}, got '
                              f'{self.precision!r}')
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or self.seed < 0):
+            raise ValueError(f'seed must be a non-negative integer or None, got {self.seed!r}')
         return self
 
 
@@ -118,23 +126,33 @@ class BlindPrediction:
                        inputs: torch.Tensor,
                        data_samples: Optional[DataSample] = None,
                        generator: Optional[torch.Generator] = None,
-                       **options) -> torch.Tensor:
+                       return_intermediates: bool = False,
+                       **options) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Prediction. inputs: (B, 3, H, W) in the model's range -> (B, 3, H, W).
 
-        ``generator`` draws ``z_T`` (else torch's global RNG); ``options`` override ``test_cfg``
-        for this call (see :class:`PredictionOptions`). Where :meth:`_oracle_sharp` finds a sharp
-        image in ``data_samples`` (HIDiff's stage-1 validation), the prior is encoded from it.
+        ``generator`` draws ``z_T`` (else one seeded with the ``seed`` option, else torch's
+        global RNG); ``options`` override ``test_cfg`` for this call (see
+        :class:`PredictionOptions`). With ``return_intermediates`` also the
+        prediction guided by each prior of the chain ``[z_T, ..., z_0]``, a list of
+        (B, 3, H, W) made exactly as the prediction is (padding, tiles, self-ensemble), whose
+        last entry is the prediction itself. With ``oracle_prior=True`` and a sharp image in
+        ``data_samples``, the prior is encoded from it (:meth:`_oracle_sharp`; one entry).
         """
         opts = self.prediction_options(**options)
+        if generator is None and opts.seed is not None:
+            generator = torch.Generator(device=inputs.device).manual_seed(opts.seed)
         sharp = self._oracle_sharp(data_samples)
         if not opts.self_ensemble:
-            return self._predict(inputs, sharp, generator, opts)
-        out = 0
-        for flag in range(8):
-            flip = None if sharp is None else dihedral(sharp, flag)
-            out = out + dihedral_inverse(
-                self._predict(dihedral(inputs, flag), flip, generator, opts), flag)
-        return out / 8
+            frames = self._predict(inputs, sharp, generator, opts, return_intermediates)
+        else:
+            frames = None
+            for flag in range(8):
+                flip = None if sharp is None else dihedral(sharp, flag)
+                preds = [dihedral_inverse(p, flag) for p in self._predict(
+                    dihedral(inputs, flag), flip, generator, opts, return_intermediates)]
+                frames = preds if frames is None else [f + p for f, p in zip(frames, preds)]
+            frames = [f / 8 for f in frames]
+        return (frames[-1], frames) if return_intermediates else frames[-1]
 
     def blind_prior(self, padded: torch.Tensor,
                     generator: Optional[torch.Generator] = None,
@@ -146,20 +164,29 @@ class BlindPrediction:
                                return_intermediates=return_intermediates)
 
     def _predict(self, inputs: torch.Tensor, sharp: Optional[torch.Tensor],
-                 generator: Optional[torch.Generator], opts: PredictionOptions) -> torch.Tensor:
+                 generator: Optional[torch.Generator], opts: PredictionOptions,
+                 intermediates: bool) -> List[torch.Tensor]:
+        """One (untransformed) prediction, guided by the prior (or by each prior of its chain
+        with ``intermediates``): a list of (B, 3, H, W), the prediction last."""
         h, w = inputs.shape[-2:]
         padded = self.pad(inputs)
         if sharp is not None:
-            prior = self.prior_head.encode(padded, self.pad(sharp))
+            priors = [self.prior_head.encode(padded, self.pad(sharp))]
+        elif intermediates:
+            priors = self.blind_prior(padded, generator, opts.steps, return_intermediates=True)[1]
         else:
-            prior = self.blind_prior(padded, generator, opts.steps)
-        generator = self.generator_for(opts.precision, padded.device)
+            priors = [self.blind_prior(padded, generator, opts.steps)]
+        return [self._restore(padded, prior, opts)[..., :h, :w] for prior in priors]
+
+    def _restore(self, padded: torch.Tensor, prior: torch.Tensor,
+                 opts: PredictionOptions) -> torch.Tensor:
+        """The Transformer (in ``opts.precision``) on the padded image (B, 3, H', W') with
+        ``prior``, on tiles if asked."""
+        network = self.generator_for(opts.precision, padded.device)
         if opts.tile is None:
-            out = generator(padded, prior)
-        else:
-            out = tiled_apply(lambda tile: generator(tile, prior), padded, opts.tile,
-                              opts.tile_overlap, self.pad_multiple)
-        return out[..., :h, :w]
+            return network(padded, prior)
+        return tiled_apply(lambda tile: network(tile, prior), padded, opts.tile,
+                           opts.tile_overlap, self.pad_multiple)
 
     def generator_for(self, precision: str, device: torch.device) -> nn.Module:
         """The Transformer that a prediction in ``precision`` runs on ``device``: the generator
