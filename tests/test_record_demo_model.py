@@ -25,11 +25,13 @@ def test_export_reads_an_mmengine_checkpoint_weights_only(export_weights, tmp_pa
     buffer.update(0.5)
     ckpt = tmp_path / 'iter_8.pth'
     state = {'generator.w': torch.tensor([0.1, 2.0]), 'steps': torch.tensor([3])}
-    torch.save(dict(state_dict=state, meta=dict(iter=8, seed=np.int64(7)),
+    record = dict(hidiff_stage=2, hidiff_diffusion=dict(num_train_timesteps=8))
+    torch.save(dict(state_dict=state, meta=dict(iter=8, seed=np.int64(7), **record),
                     message_hub=dict(log_scalars={'train/loss': buffer})), ckpt)
     out = tmp_path / 'demo.pth'
     meta = export_weights(str(ckpt), str(out))
-    assert meta == dict(source='iter_8.pth', iter=8, seed=7, dtype='float16')
+    assert meta == dict(source='iter_8.pth', iter=8, seed=7, dtype='float16', **record)
+    assert torch.load(out, weights_only=True)['meta'] == meta
     saved = torch.load(out, weights_only=True)
     assert saved['state_dict']['generator.w'].dtype == torch.float16
     assert torch.equal(saved['state_dict']['generator.w'], state['generator.w'].half())

@@ -47,6 +47,7 @@ from hidiff_mm.apis.demo_model import (DEMO_CONFIG, DEMO_DIR, DEMO_RECORD,  # no
                                        init_demo_model, photo_gain_by_blur, procedural_test_pairs,
                                        sharp_photo_pairs, summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
+from hidiff_mm.utils.errors import InputError  # noqa: E402
 from hidiff_mm.utils.io import load_weights_file  # noqa: E402
 from hidiff_mm.utils.training_record import DIFFUSION_KEY, STAGE_KEY  # noqa: E402
 from hidiff_mm.visualization.figures import chain_scalars, training_curves_figure  # noqa: E402
@@ -84,7 +85,7 @@ def export_weights(checkpoint: str, out: str) -> dict:
 def demo_record(meta: dict, checkpoint: str) -> dict:
     """``{hidiff_stage, hidiff_diffusion}`` of a demo training checkpoint's ``meta``."""
     if STAGE_KEY not in meta:
-        raise ValueError(f'{checkpoint} records no training stage (meta[{STAGE_KEY!r}]); '
+        raise InputError(f'{checkpoint} records no training stage (meta[{STAGE_KEY!r}]); '
                          'export a checkpoint of a run with StageSwitchHook or '
                          'DiffusionSettingsHook')
     diffusion = meta.get(DIFFUSION_KEY)
