@@ -64,10 +64,15 @@ class StageSwitchHook(Hook):
         checkpoint.setdefault('meta', {})['hidiff_stage'] = self._model(runner).stage
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if checkpoint.get('meta', {}).get('hidiff_stage', 1) != 2:
+        """Resuming (``--resume``) a checkpoint of stage 2 continues in stage 2. Weights loaded
+        with ``load_from`` or for testing keep the configured stage (a fine-tune from the
+        converted official stage-2 weights starts in its stage 1; DiffusionSettingsHook logs
+        the difference)."""
+        if (checkpoint.get('meta', {}).get('hidiff_stage', 1) != 2
+                or not getattr(runner, '_resume', False)):
             return
         if isinstance(runner.optim_wrapper, OptimWrapper):  # resuming a run: switch fully
             if self._model(runner).stage == 1:
                 self._switch(runner)
-        else:  # testing, or optimizers not built yet: they will be built in stage 2
+        else:  # optimizers not built yet: they will be built in stage 2
             self._model(runner).set_stage(2)
