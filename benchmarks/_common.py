@@ -12,8 +12,8 @@
   (:func:`build_official_predict`) and training step (:func:`build_official_step`).
 * The GPU check (``gpu_*.py``, run by ``gpu_check.sh``): the shared command line
   (:func:`gpu_parser`), the device, a time budget (:class:`Clock`), guarded cases, timing with
-  CUDA synchronisation and peak memory, the model, and each part's JSON (:func:`write_part`),
-  which ``gpu_report.py`` joins into one report.
+  CUDA synchronisation and peak memory, the model, and the frame of each program
+  (:func:`run_part`) that writes its part's JSON, which ``gpu_report.py`` joins into one report.
 """
 import argparse
 import contextlib
@@ -590,11 +590,42 @@ def table(rows: List[Dict], columns: List[str]) -> str:
     return '\n'.join(lines)
 
 
-def write_part(args, part: str, env: Dict, rows: List[Dict], clock: 'Clock',
-               complete: bool) -> str:
-    """Write ``OUT/gpu_<part>.json`` (after every case, so a killed run keeps what it has)."""
-    path = osp.join(args.out, f'gpu_{part}.json')
-    with open(path, 'w') as f:
-        json.dump(dict(part=part, environment=env, results=rows, total_s=clock.elapsed(),
-                       complete=complete), f, indent=1, default=str)
-    return path
+class PartRows(list):
+    """The result rows of one part; every row appended is written to ``OUT/gpu_<part>.json`` at
+    once (``complete: false`` until :meth:`finish`), so a killed run keeps what it has."""
+
+    def __init__(self, args, part: str, env: Dict, clock: 'Clock') -> None:
+        super().__init__()
+        self.path = osp.join(args.out, f'gpu_{part}.json')
+        self.part, self.env, self.clock = part, env, clock
+
+    def append(self, row: Dict) -> None:
+        super().append(row)
+        self._write(complete=False)
+
+    def finish(self) -> str:
+        """Write the part as complete; returns the file's path."""
+        self._write(complete=True)
+        return self.path
+
+    def _write(self, complete: bool) -> None:
+        with open(self.path + '.tmp', 'w') as f:
+            json.dump(dict(part=self.part, environment=self.env, results=list(self),
+                           total_s=self.clock.elapsed(), complete=complete), f, indent=1,
+                      default=str)
+        os.replace(self.path + '.tmp', self.path)
+
+
+def run_part(part: str, args: argparse.Namespace,
+             job: Callable[[Any, 'Clock', List[Dict]], None]) -> List[Dict]:
+    """The frame of every ``gpu_*.py`` program: start the clock, pick the device (MMagic's scope
+    set), log the environment, run ``job(device, clock, rows)`` (it appends one row per case,
+    through :func:`guarded`) and write ``OUT/gpu_<part>.json``. Returns the rows."""
+    clock = Clock(args.budget)
+    device = gpu_device(args)
+    env = environment(device, args)
+    log('environment: ' + str(env))
+    rows = PartRows(args, part, env, clock)
+    job(device, clock, rows)
+    log(f'wrote {rows.finish()} ({clock.elapsed():.0f} s)')
+    return list(rows)

@@ -4,7 +4,8 @@
 # within its share of the budget, and join their results (gpu_report.py): log, Markdown tables
 # and JSON in $OUT (default ./gpu_out).
 #
-#   bash benchmarks/gpu_check.sh [--parts a b c d e] [--budget 320] [other options, e.g. --tiny]
+#   bash benchmarks/gpu_check.sh [--parts a b c d e] [--budget 320] [--out DIR] [other options,
+#                                e.g. --tiny; CPU smoke run: --cpu --tiny]
 #
 # Parts, run in the order a b e c d (--parts picks; default a b c d):
 #   (a) gpu_inference.py            inference, eager        (until 30 % of the budget)
@@ -55,6 +56,7 @@ while [ $# -gt 0 ]; do
     --parts) shift; PARTS=""
              while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do PARTS="$PARTS $1"; shift; done ;;
     --budget) BUDGET=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done

@@ -23,8 +23,7 @@ import tempfile
 import time
 from typing import Dict, List
 
-from _common import (CONFIGS, REPO, TINY_MODEL, Clock, environment, gpu_args, gpu_device,
-                     gpu_parser, guarded, log, write_part)
+from _common import CONFIGS, REPO, TINY_MODEL, Clock, gpu_args, gpu_parser, guarded, run_part
 
 DDP_CONFIG = osp.join(CONFIGS, 'hidiff', 'hidiff_gopro_amp_ema.py')
 
@@ -160,15 +159,8 @@ def ddp_case(device, args, clock: Clock, results: List[Dict], until: float) -> N
 
 def main(argv=None) -> List[Dict]:
     args = gpu_args(gpu_parser(__doc__.split('\n\n')[0]), argv)
-    clock = Clock(args.budget)
-    device = gpu_device(args)
-    env = environment(device, args)
-    log('environment: ' + str(env))
-    results: List[Dict] = []
-    ddp_case(device, args, clock, results, args.budget)
-    path = write_part(args, 'c', env, results, clock, complete=True)
-    log(f'wrote {path} ({clock.elapsed():.0f} s)')
-    return results
+    return run_part('c', args, lambda device, clock, rows: ddp_case(
+        device, args, clock, rows, args.budget))
 
 
 if __name__ == '__main__':

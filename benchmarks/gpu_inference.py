@@ -25,9 +25,8 @@ Each case is guarded: a failure prints its traceback and the run goes on. Writes
 import time
 from typing import Dict, List
 
-from _common import (Clock, autocast, build_model, environment, gpu_args, gpu_device, gpu_parser,
-                     guarded, log, parse_size, peak_gib, reset_peak, set_form, sync, timed,
-                     write_part)
+from _common import (Clock, autocast, build_model, gpu_args, gpu_parser, guarded, parse_size,
+                     peak_gib, reset_peak, run_part, set_form, sync, timed)
 
 EAGER_VARIANTS = [('fp32', False), ('fp32', True), ('bf16', False), ('bf16', True)]
 COMPILE_VARIANTS = [('fp32', True), ('bf16', True), ('fp32', False), ('bf16', False)]
@@ -119,18 +118,10 @@ def main(argv=None) -> List[Dict]:
     parser.add_argument('--compile', action='store_true',
                         help='part (d): torch.compile the Transformer (default: (a), eager)')
     args = gpu_args(parser, argv)
-    clock = Clock(args.budget)
-    device = gpu_device(args)
-    env = environment(device, args)
-    log('environment: ' + str(env))
-    part = 'd' if args.compile else 'a'
-    results: List[Dict] = []
-    model = build_model(args.tiny, device)
-    inference_cases(model, device, args, clock, results, args.compile,
-                    args.compile_sizes if args.compile else args.sizes, args.budget)
-    path = write_part(args, part, env, results, clock, complete=True)
-    log(f'wrote {path} ({clock.elapsed():.0f} s)')
-    return results
+    sizes = args.compile_sizes if args.compile else args.sizes
+    return run_part('d' if args.compile else 'a', args, lambda device, clock, rows: inference_cases(
+        build_model(args.tiny, device), device, args, clock, rows, args.compile, sizes,
+        args.budget))
 
 
 if __name__ == '__main__':

@@ -17,9 +17,8 @@ import os
 import os.path as osp
 from typing import Dict, List
 
-from _common import (Clock, build_model, build_official_predict, build_official_step, environment,
-                     gpu_args, gpu_device, gpu_parser, guarded, log, parse_size, peak_gib,
-                     reset_peak, timed, write_part)
+from _common import (Clock, build_model, build_official_predict, build_official_step, gpu_args,
+                     gpu_parser, guarded, parse_size, peak_gib, reset_peak, run_part, timed)
 
 
 def official_cases(model, device, args, clock: Clock, results: List[Dict], until: float) -> None:
@@ -76,15 +75,8 @@ def main(argv=None) -> List[Dict]:
     args = gpu_args(parser, argv)
     if not args.official or args.tiny:
         parser.error('part (e) needs --official PATH and the full-size model (no --tiny)')
-    clock = Clock(args.budget)
-    device = gpu_device(args)
-    env = environment(device, args)
-    log('environment: ' + str(env))
-    results: List[Dict] = []
-    official_cases(build_model(False, device), device, args, clock, results, args.budget)
-    path = write_part(args, 'e', env, results, clock, complete=True)
-    log(f'wrote {path} ({clock.elapsed():.0f} s)')
-    return results
+    return run_part('e', args, lambda device, clock, rows: official_cases(
+        build_model(False, device), device, args, clock, rows, args.budget))
 
 
 if __name__ == '__main__':

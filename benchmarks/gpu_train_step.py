@@ -21,8 +21,7 @@ import copy
 from typing import Dict, List
 
 from _common import (BF16_CONFIG, FP16_CONFIG, FP32_CONFIG, Clock, amp_on_cpu, build_model,
-                     environment, gpu_args, gpu_device, gpu_parser, guarded, log, peak_gib,
-                     reset_peak, set_form, timed, write_part)
+                     gpu_args, gpu_parser, guarded, peak_gib, reset_peak, run_part, set_form, timed)
 
 
 def optim_cfg(path: str) -> Dict:
@@ -108,15 +107,8 @@ def train_cases(model, device, args, clock: Clock, results: List[Dict], until: f
 
 def main(argv=None) -> List[Dict]:
     args = gpu_args(gpu_parser(__doc__.split('\n\n')[0]), argv)
-    clock = Clock(args.budget)
-    device = gpu_device(args)
-    env = environment(device, args)
-    log('environment: ' + str(env))
-    results: List[Dict] = []
-    train_cases(build_model(args.tiny, device), device, args, clock, results, args.budget)
-    path = write_part(args, 'b', env, results, clock, complete=True)
-    log(f'wrote {path} ({clock.elapsed():.0f} s)')
-    return results
+    return run_part('b', args, lambda device, clock, rows: train_cases(
+        build_model(args.tiny, device), device, args, clock, rows, args.budget))
 
 
 if __name__ == '__main__':
