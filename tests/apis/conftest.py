@@ -3,23 +3,11 @@
 import pytest
 import torch
 from mmagic.utils import register_all_modules
+from tiny_models import TINY_HIDIFF
 
 import hidiff_mm  # noqa: F401  (registers the HI-Diff modules)
 
 register_all_modules()
-TINY_MODEL = """
-model = dict(
-    type='HIDiff',
-    stage=2,
-    generator=dict(type='HIDiffTransformer', dim=8, num_blocks=[1, 1, 1, 1],
-                   num_refinement_blocks=1, prior_channels=16),
-    prior_head=dict(
-        type='LatentPriorHead',
-        encoder_s1=dict(type='HIDiffLatentEncoder', in_channels=6, embed_dim=4, num_blocks=1),
-        encoder_s2=dict(type='HIDiffLatentEncoder', in_channels=3, embed_dim=4, num_blocks=1),
-        denoiser=dict(type='HIDiffMixerDenoiser', prior_channels=16, inner_channels=16)),
-    data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))
-"""
 
 
 @pytest.fixture(scope='session')
@@ -28,7 +16,7 @@ def tiny_files(tmp_path_factory):
     from hidiff_mm.apis import init_model
     root = tmp_path_factory.mktemp('tiny_model')
     config = root / 'tiny.py'
-    config.write_text(TINY_MODEL)
+    config.write_text(f'model = {TINY_HIDIFF!r}\n')
     torch.manual_seed(0)
     model = init_model(str(config))
     checkpoint = root / 'tiny.pth'

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
+from tiny_models import TINY_HIDIFF
 
 import hidiff_mm  # noqa: F401  (registers the HI-Diff modules)
 from hidiff_mm.apis import init_model
@@ -13,23 +14,12 @@ from hidiff_mm.apis.demo_model import DEMO_CONFIG, DEMO_WEIGHTS
 
 REPO = str(Path(__file__).resolve().parents[2])
 
-TINY = dict(
-    type='HIDiff', stage=2,
-    generator=dict(type='HIDiffTransformer', dim=8, num_blocks=[1, 1, 1, 1],
-                   num_refinement_blocks=1, prior_channels=16),
-    prior_head=dict(
-        type='LatentPriorHead',
-        encoder_s1=dict(type='HIDiffLatentEncoder', in_channels=6, embed_dim=4, num_blocks=1),
-        encoder_s2=dict(type='HIDiffLatentEncoder', in_channels=3, embed_dim=4, num_blocks=1),
-        denoiser=dict(type='HIDiffMixerDenoiser', prior_channels=16, inner_channels=16)),
-    data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))
-
 
 @pytest.fixture(scope='session')
 def tiny_model():
     """A tiny random-weight HI-Diff (seed 0), eval mode."""
     torch.manual_seed(0)
-    return init_model(Config(dict(model=TINY)))
+    return init_model(Config(dict(model=TINY_HIDIFF)))
 
 
 @pytest.fixture(scope='session')

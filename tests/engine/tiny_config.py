@@ -2,14 +2,12 @@
 import os.path as osp
 from typing import Sequence
 
+from tiny_models import TINY_GENERATOR, TINY_PRIOR_HEAD
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-TINY_MODEL = dict(
-    generator=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, prior_channels=16),
-    prior_head=dict(
-        encoder_s1=dict(embed_dim=4, num_blocks=1),
-        encoder_s2=dict(embed_dim=4, num_blocks=1),
-        denoiser=dict(prior_channels=16, inner_channels=16)))
+#: The tiny networks merged into the demo config's model.
+TINY_MODEL = dict(generator=TINY_GENERATOR, prior_head=TINY_PRIOR_HEAD)
 
 TEMPLATE = '''
 _base_ = {demo!r}
