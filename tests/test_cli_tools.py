@@ -150,6 +150,9 @@ def test_test_writes_what_deblur_gives_blind(tmp_path, capsys):
     config = tmp_path / 'test_cfg.py'
     config.write_text(f"""_base_ = [{DEMO_CONFIG!r}]
 model = dict(generator=dict(zero_init_output=False), test_cfg=dict(seed=5))
+# MMEngine names a run's logger and visualizer '<config>_<second>' and reuses an instance of
+# that name: a runner built in the same second by an earlier test would lend its save_dir.
+experiment_name = 'test_writes_what_deblur_gives'
 custom_hooks = [dict(type='BasicVisualizationHook', interval=1)]
 test_dataloader = dict(dataset=dict(data_root={str(data)!r}))
 train_dataloader = test_dataloader
