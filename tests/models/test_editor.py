@@ -11,7 +11,7 @@ from mmagic.structures import DataSample
 from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 
-from hidiff_mm.utils.errors import InputError
+from hidiff_mm.utils.errors import ConfigError, InputError
 
 
 def tiny_model(editor: str = 'HIDiff', **kwargs) -> torch.nn.Module:
@@ -208,12 +208,16 @@ def test_test_cfg_sets_the_prediction_options_of_every_caller():
     assert torch.equal(run(configured), run(plain, tile=16, tile_overlap=8, steps=2))
     assert not torch.equal(run(configured), run(plain))
     assert torch.equal(run(configured, tile=None, steps=None), run(configured))  # None keeps
-    with pytest.raises(KeyError, match=r"unknown key\(s\) \['tiles'\]"):
+    with pytest.raises(ConfigError, match=r"model.test_cfg: unknown key\(s\) \['tiles'\]"):
         tiny_model(test_cfg=dict(tiles=16))
-    with pytest.raises(ValueError, match='num_inference_steps'):
+    with pytest.raises(ConfigError, match='model.test_cfg: num_inference_steps'):
         tiny_model(test_cfg=dict(steps=99))
-    with pytest.raises(ValueError, match='tile must be a positive multiple of 8'):
+    with pytest.raises(InputError, match='^tile must be a positive multiple of 8'):
         run(plain, tile=12)
+    with pytest.raises(InputError, match='^overlap must be'):  # the call's, not test_cfg's
+        run(configured, tile_overlap=16)
+    with pytest.raises(ConfigError, match='model.test_cfg: overlap must be'):
+        run(configured, tile=8)
     with pytest.raises(TypeError, match='unknown prediction option'):
         run(plain, overlap=8)
 
@@ -236,5 +240,5 @@ def test_test_cfg_seed_seeds_every_prediction_call():
         assert torch.equal(model(blur), seeded) and torch.equal(model(blur), seeded)
         assert not torch.equal(model(blur, generator=torch.Generator().manual_seed(4)), seeded)
     for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match='seed must be a non-negative integer'):
+        with pytest.raises(ConfigError, match='model.test_cfg: seed must be a non-negative'):
             tiny_model(test_cfg=dict(seed=bad))

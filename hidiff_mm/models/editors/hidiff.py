@@ -8,7 +8,6 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.logging import MessageHub, MMLogger
 
-from ...utils.cli import user_input
 from ...utils.errors import ConfigError, InputError
 from ...utils.io import load_weights_file
 from .prediction import BlindPrediction
@@ -78,20 +77,19 @@ class HIDiff(BlindPrediction, BaseEditModel):
         self.prior_head = MODELS.build(prior_head)
         self.prior_loss = MODELS.build(prior_loss)
         if oracle_val_prior is not None:
-            raise ValueError(
+            raise ConfigError(
                 f'model.oracle_val_prior={oracle_val_prior!r}: renamed model.oracle_prior, '
                 'which defaults to False (validation and test blind); set '
                 'model.oracle_prior=True to score with the stage-1 encoder on the sharp image')
         if not isinstance(oracle_prior, bool):
-            raise ValueError(f'model.oracle_prior must be True or False, got {oracle_prior!r}')
+            raise ConfigError(f'model.oracle_prior must be True or False, got {oracle_prior!r}')
         self.oracle_prior = oracle_prior
         self.pad_multiple = pad_multiple
         self.init_from_stage1 = init_from_stage1
         self.stage = 0
         self.set_stage(stage)
         self._announced = dict(stage=None, oracle=False)
-        with user_input('model.test_cfg'):  # a bad test_cfg fails at construction, in one line
-            self.prediction_options()
+        self.prediction_options()  # a bad test_cfg is a ConfigError at construction
 
     def init_weights(self) -> None:
         """MMEngine's initialisation, then the stage-1 weights if ``init_from_stage1`` is set."""

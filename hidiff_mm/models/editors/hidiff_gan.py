@@ -9,7 +9,6 @@ from mmagic.registry import MODELS
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
-from ...utils.cli import user_input
 from ...utils.errors import ConfigError
 from .prediction import BlindPrediction
 
@@ -88,8 +87,7 @@ class HIDiffGAN(BlindPrediction, BaseEditModel):
             head.encoder_s1.requires_grad_(False)
         head.encoder_s2.requires_grad_(finetune_prior)
         head.denoiser.requires_grad_(finetune_prior)
-        with user_input('model.test_cfg'):  # a bad test_cfg fails at construction, in one line
-            self.prediction_options()
+        self.prediction_options()  # a bad test_cfg is a ConfigError at construction
 
     # ---------------------------------------------------------------- generator (blind path)
     def blind_prior(self, padded: torch.Tensor,

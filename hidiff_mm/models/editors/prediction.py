@@ -3,7 +3,7 @@
 blind prediction path they share."""
 import logging
 from dataclasses import dataclass, fields, replace
-from typing import List, Optional, Tuple, Union
+from typing import Collection, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -13,9 +13,10 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 
 from hidiff_mm.utils.dihedral import dihedral, dihedral_inverse
-from ..latent.scheduler import check_num_inference_steps
+from hidiff_mm.utils.errors import ConfigError, InputError
+from ..latent.scheduler import inference_steps_problem
 from ..layers.bf16 import PRECISIONS, Bf16Copy, bf16_description, bf16_unsupported_reason
-from .tiling import check_tile, tiled_apply
+from .tiling import tile_problem, tiled_apply
 
 
 @dataclass(frozen=True)
@@ -49,34 +50,49 @@ class PredictionOptions:
 
     @classmethod
     def from_cfg(cls, test_cfg: Optional[dict], **overrides) -> 'PredictionOptions':
-        """Options from ``test_cfg`` (unknown keys are an error), then the ``overrides`` that
-        are not None."""
+        """Options from ``test_cfg`` (an unknown key is a ``ConfigError``), then the
+        ``overrides`` that are not None (an unknown one is the caller's ``TypeError``)."""
         names = [f.name for f in fields(cls)]
         given = dict(test_cfg or {})
         unknown = sorted(set(given) - set(names))
         if unknown:
-            raise KeyError(f'model.test_cfg: unknown key(s) {unknown}; valid keys: {names}')
+            raise ConfigError(f'model.test_cfg: unknown key(s) {unknown}; valid keys: {names}')
         bad = sorted(set(overrides) - set(names))
         if bad:
             raise TypeError(f'unknown prediction option(s) {bad}; valid options: {names}')
         return replace(cls(**given), **{k: v for k, v in overrides.items() if v is not None})
 
-    def check(self, num_train_timesteps: int, pad_multiple: int) -> 'PredictionOptions':
-        """Raise ``ValueError`` naming the option that a model with T steps and this
-        ``pad_multiple`` cannot use; return ``self``."""
+    def check(self, num_train_timesteps: int, pad_multiple: int,
+              given: Collection[str] = ()) -> 'PredictionOptions':
+        """Raise, naming the first option that a model with T steps and this ``pad_multiple``
+        cannot use: an ``InputError`` for an option in ``given`` (the call's or the tool's
+        arguments), a ``ConfigError`` for one of ``model.test_cfg``; return ``self``."""
+        for name, problem in self._problems(num_train_timesteps, pad_multiple):
+            if name in given:
+                raise InputError(problem)
+            raise ConfigError(f'model.test_cfg: {problem}')
+        return self
+
+    def _problems(self, num_train_timesteps: int,
+                  pad_multiple: int) -> Iterator[Tuple[str, str]]:
+        """``(option, what is wrong)`` for each option that cannot be used."""
         if self.steps is not None:
-            check_num_inference_steps(self.steps, num_train_timesteps)
+            problem = inference_steps_problem(self.steps, num_train_timesteps)
+            if problem:
+                yield 'steps', problem
         if self.tile is not None:
-            check_tile(self.tile, self.tile_overlap, pad_multiple)
+            problem = tile_problem(self.tile, self.tile_overlap, pad_multiple)
+            if problem:
+                yield 'tile' if problem[0] == 'tile' else 'tile_overlap', problem[1]
         if not isinstance(self.self_ensemble, bool):
-            raise ValueError(f'self_ensemble must be True or False, got {self.self_ensemble!r}')
+            yield 'self_ensemble', ('self_ensemble must be True or False, got '
+                                    f'{self.self_ensemble!r}')
         if self.precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {list(PRECISIONS)}, got '
-                             f'{self.precision!r}')
+            yield 'precision', (f'precision must be one of {list(PRECISIONS)}, got '
+                                f'{self.precision!r}')
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or self.seed < 0):
-            raise ValueError(f'seed must be a non-negative integer or None, got {self.seed!r}')
-        return self
+            yield 'seed', f'seed must be a non-negative integer or None, got {self.seed!r}'
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -111,11 +127,14 @@ class BlindPrediction:
     """
 
     def prediction_options(self, **overrides) -> PredictionOptions:
-        """``test_cfg`` with ``overrides`` (those not None), checked against this model."""
+        """``test_cfg`` with ``overrides`` (those not None), checked against this model: a bad
+        value is a ``ConfigError`` where ``test_cfg`` gave it, an ``InputError`` where the call
+        did."""
         head = self.prior_head  # a per-network DDP wrapper (HIDiffGAN) holds it as .module
         scheduler = (head.module if is_model_wrapper(head) else head).scheduler
+        given = [name for name, value in overrides.items() if value is not None]
         return PredictionOptions.from_cfg(self.test_cfg, **overrides).check(
-            len(scheduler), self.pad_multiple)
+            len(scheduler), self.pad_multiple, given)
 
     def pad(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> padded at the bottom/right to multiples of ``pad_multiple``

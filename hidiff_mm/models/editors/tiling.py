@@ -7,19 +7,27 @@ prior. Tiles overlap; in an overlap the two predictions are cross-faded with lin
 (the weights of a pair of tiles that overlap by exactly ``overlap`` pixels sum to 1), and every
 output pixel is the weighted mean of the tiles that cover it.
 """
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
 
-def check_tile(tile: int, overlap: int, multiple: int = 8) -> None:
-    """Raise ``ValueError`` unless ``tile`` is a positive multiple of ``multiple`` and
-    ``0 <= overlap < tile``."""
+def tile_problem(tile: int, overlap: int, multiple: int = 8) -> Optional[Tuple[str, str]]:
+    """``('tile' or 'overlap', what is wrong)`` unless ``tile`` is a positive multiple of
+    ``multiple`` and ``0 <= overlap < tile``; None where both are usable."""
     if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0 or tile % multiple:
-        raise ValueError(f'tile must be a positive multiple of {multiple} (the size multiple '
-                         f'the model needs, its pad_multiple), got {tile!r}')
+        return 'tile', (f'tile must be a positive multiple of {multiple} (the size multiple the '
+                        f'model needs, its pad_multiple), got {tile!r}')
     if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tile:
-        raise ValueError(f'overlap must be an integer in [0, tile) = [0, {tile}), got {overlap!r}')
+        return 'overlap', f'overlap must be an integer in [0, tile) = [0, {tile}), got {overlap!r}'
+    return None
+
+
+def check_tile(tile: int, overlap: int, multiple: int = 8) -> None:
+    """Raise ``ValueError`` with :func:`tile_problem`'s message where there is one."""
+    problem = tile_problem(tile, overlap, multiple)
+    if problem:
+        raise ValueError(problem[1])
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> List[int]:

@@ -26,13 +26,22 @@ TRAINED_SETTINGS = ('num_train_timesteps', 'beta_schedule', 'beta_start', 'beta_
                     'prediction_type')
 
 
-def check_num_inference_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
-    """Raise ``ValueError`` unless ``num_inference_steps`` is an integer in [1, T]."""
+def inference_steps_problem(num_inference_steps: int,
+                            num_train_timesteps: int) -> Optional[str]:
+    """What is wrong with ``num_inference_steps`` unless it is an integer in [1, T]; else None."""
     if (isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int)
             or not 1 <= num_inference_steps <= num_train_timesteps):
-        raise ConfigError(f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
-                          f'(the schedule has T = {num_train_timesteps} steps), '
-                          f'got {num_inference_steps!r}')
+        return (f'num_inference_steps must be an integer in [1, {num_train_timesteps}] '
+                f'(the schedule has T = {num_train_timesteps} steps), '
+                f'got {num_inference_steps!r}')
+    return None
+
+
+def check_num_inference_steps(num_inference_steps: int, num_train_timesteps: int) -> None:
+    """Raise ``ConfigError`` unless ``num_inference_steps`` is an integer in [1, T]."""
+    problem = inference_steps_problem(num_inference_steps, num_train_timesteps)
+    if problem:
+        raise ConfigError(problem)
 
 
 @dataclass
