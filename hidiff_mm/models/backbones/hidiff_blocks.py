@@ -121,7 +121,10 @@ class FastMDTA(_FusedResidualBranch, MDTA):
         split into heads (B, h, d)."""
         b, _, c = q.shape
         heads, d = self.num_heads, c // self.num_heads
-        qk = torch.bmm(q.transpose(1, 2), k)                                   # (B, C, C)
+        if b == 1:  # mm reads the strided q, k views in place; bmm would copy them first
+            qk = torch.mm(q[0].t(), k[0])[None]                                # (1, C, C)
+        else:
+            qk = torch.bmm(q.transpose(1, 2), k)                               # (B, C, C)
         if heads > 1:
             qk = qk.view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
         else:
