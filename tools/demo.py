@@ -31,7 +31,7 @@ quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--d
 
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import deblur, init_model, list_images, read_image  # noqa: E402
-from hidiff_mm.utils.cli import run, user_input  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 from hidiff_mm.utils.errors import InputError  # noqa: E402
 
 
@@ -76,9 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if clashes:
         raise InputError(f'several inputs would be written to the same file: {clashes[:5]}')
     model = init_model(args.config, args.checkpoint, args.device)
-    with user_input('options'):  # fail on bad options before any image is processed
-        model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
-                                 self_ensemble=args.self_ensemble, precision=args.precision)
+    # bad options fail here (InputError), before any image is processed
+    model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
+                             self_ensemble=args.self_ensemble, precision=args.precision)
     seed = None if args.seed < 0 else args.seed
     failed = []
     progress = tqdm(list(zip(files, outputs)), unit='img', disable=len(files) == 1)

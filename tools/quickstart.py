@@ -52,7 +52,6 @@ from hidiff_mm.apis.demo_model import (TEST_SET, evaluate_pairs, format_summary,
                                        init_demo_model, procedural_test_pairs, sharp_photo_pairs,
                                        summarize, summarize_sharp)
 from hidiff_mm.datasets.photos import make_photo_pairs  # noqa: E402
-from hidiff_mm.utils.cli import user_input  # noqa: E402
 from hidiff_mm.visualization.figures import (read_scalars, side_by_side_figure,  # noqa: E402
                                              training_curves_figure, trajectory_figure)
 
@@ -259,8 +258,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = repo_path(args.out)
     figures = osp.join(out, 'figures')
     model = init_demo_model()
-    with user_input('options'):
-        model.prediction_options(tile=args.tile, self_ensemble=args.self_ensemble)
+    model.prediction_options(tile=args.tile, self_ensemble=args.self_ensemble)  # InputError
     if args.photo:
         deblur_photos(model, args.photo, figures, args.tile, args.self_ensemble)
         return 0

@@ -30,7 +30,7 @@ quiet_imports()  # before hidiff_mm: hides the toolbox's known import noise (--d
 import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import diffusion_trajectory, init_model, labelled_grid, read_image  # noqa: E402
 from hidiff_mm.apis.trajectory import DEFAULT_COLS  # noqa: E402
-from hidiff_mm.utils.cli import run, user_input  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 from hidiff_mm.utils.errors import InputError  # noqa: E402
 
 
@@ -63,9 +63,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise InputError(f'--gt {args.gt} is {gt.shape[1]}x{gt.shape[0]}, the input '
                          f'{args.image} is {image.shape[1]}x{image.shape[0]}')
     model = init_model(args.config, args.checkpoint, args.device)
-    with user_input('--steps, --tile, --overlap'):
-        model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
-                                 self_ensemble=args.self_ensemble)
+    model.prediction_options(tile=args.tile, tile_overlap=args.overlap, steps=args.steps,
+                             self_ensemble=args.self_ensemble)  # bad options: InputError here
     items = diffusion_trajectory(model, image, seed=args.seed, tile=args.tile,
                                  overlap=args.overlap, steps=args.steps,
                                  self_ensemble=args.self_ensemble)

@@ -27,7 +27,7 @@ import hidiff_mm  # noqa: E402,F401  (applies the compatibility layer first)
 from hidiff_mm.apis import init_model  # noqa: E402
 from hidiff_mm.apis.demo_model import DEMO_CONFIG, DEMO_WEIGHTS  # noqa: E402
 from hidiff_mm.deployment.web_server import DeblurService, make_server  # noqa: E402
-from hidiff_mm.utils.cli import run, user_input  # noqa: E402
+from hidiff_mm.utils.cli import run  # noqa: E402
 from hidiff_mm.utils.errors import InputError  # noqa: E402
 
 
@@ -53,8 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     config = args.config or DEMO_CONFIG
     checkpoint = args.checkpoint if args.config else DEMO_WEIGHTS
     model = init_model(config, checkpoint, args.device)
-    with user_input('options'):
-        service = DeblurService(model, tile=args.tile or None, overlap=args.overlap)
+    service = DeblurService(model, tile=args.tile or None, overlap=args.overlap)
     server = make_server(service, args.host, args.port)
     host, port = server.server_address[:2]
     print(f'HI-Diff web demo: {osp.basename(config)} on {args.device}; open '

@@ -174,4 +174,4 @@ def test_tool_serves_the_page_and_checks_its_options():
     bad = subprocess.run([sys.executable, tool, '--tile', '12'], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith(
-        'web_demo.py: error: options: tile must be a positive multiple of 8')
+        'web_demo.py: error: tile must be a positive multiple of 8')
