@@ -225,7 +225,11 @@ class FastGDFN(_FusedResidualBranch, GDFN):
             if norm is not None:
                 rows = norm(rows)
             rows = channels_last(self._modulate(rows, prior))
-            gate = F.gelu(half(rows, 0))
+            first = half(rows, 0)
+            bs, _, hs, ws = first.shape
+            # GELU on the (B, h*w, hidden) view of the channels-last map: the same numbers, and
+            # ATen's bf16 kernel runs about 2x faster on it than on the 4-d channels-last map
+            gate = from_nhwc(F.gelu(nhwc(first).reshape(bs, hs * ws, hidden)), hs, ws)
             return gate * half(rows, 1) if grad else gate.mul_(half(rows, 1))
 
         strips = row_strips(h, w, self.strip_pixels, grad)
