@@ -11,9 +11,13 @@ form whose shapes stay symbolic when exported; both give the same numbers as the
   by edge repetition, :func:`~hidiff_mm.models.editors.prediction.pad_to_multiple`'s rule;
 * the encoder's ``AdaptiveAvgPool2d``: :func:`adaptive_avg_pool` averages PyTorch's windows
   (``floor(i H / g)`` to ``ceil((i + 1) H / g)``) with two small matrix products.
+
+For a runner that tiles, the same prediction splits into two graphs (``export_onnx(...,
+split=True)``): :class:`PriorGraph` (padding, encoder, sampler: the image-level part) and
+:class:`TransformerGraph` (one padded tile and the prior -> the tile's prediction).
 """
 import copy
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -116,3 +120,34 @@ class PredictionGraph(nn.Module):
         padded = pad_to_multiple_graph(image, self.pad_multiple)
         out = self.generator(padded, self.prior(padded, z_T))
         return out[..., :h, :w]
+
+
+class PriorGraph(nn.Module):
+    """``forward(image, z_T) -> (prior, padded)``: the image-level half of ``graph``.
+
+    image: (B, 3, H, W); z_T: (B, N, C') -> the sampled prior (B, N, C') and the image padded
+    to multiples of ``pad_multiple`` (B, 3, H', W'), the input of :class:`TransformerGraph`
+    (whole or tile by tile), so that a runner need not reproduce the padding.
+    """
+
+    def __init__(self, graph: PredictionGraph) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, image: torch.Tensor,
+                z_T: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        padded = pad_to_multiple_graph(image, self.graph.pad_multiple)
+        return self.graph.prior(padded, z_T), padded
+
+
+class TransformerGraph(nn.Module):
+    """``forward(padded, prior)``: ``graph``'s Transformer on a padded image or a tile of one,
+    (B, 3, h, w) with h, w multiples of ``pad_multiple``, and the prior (B, N, C') ->
+    (B, 3, h, w)."""
+
+    def __init__(self, graph: PredictionGraph) -> None:
+        super().__init__()
+        self.generator = graph.generator
+
+    def forward(self, padded: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        return self.generator(padded, prior)
