@@ -2,33 +2,17 @@
 """Checkpoints record their training stage and diffusion settings (training hook, demo export);
 ``init_model`` checks them against the config and says what it does."""
 import logging
-from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Iterator, List
 
 import pytest
 import torch
 from apis_helpers import load_tool
-from mmengine.logging import MMLogger
+from log_capture import log_lines
 
 from hidiff_mm.apis import init_model
 from hidiff_mm.apis.demo_model import DEMO_CONFIG
 from hidiff_mm.engine.hooks import DiffusionSettingsHook
 from hidiff_mm.utils.training_record import DIFFUSION_KEY, STAGE_KEY, training_record
-
-
-@contextmanager
-def log_lines() -> Iterator[List[str]]:
-    """The INFO+ messages MMEngine's current logger emits inside the block."""
-    lines: List[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        yield lines
-    finally:
-        logger.removeHandler(handler)
 
 
 def save(path, state: dict, **meta) -> str:
@@ -50,11 +34,11 @@ def test_init_model_checks_the_record_and_says_what_it_does(tiny_files, tiny_mod
     config, _ = tiny_files
     state = tiny_model.state_dict()
     record = training_record(tiny_model)
-    with log_lines() as lines:
+    with log_lines(logging.INFO) as lines:
         init_model(config, save(tmp_path / 'same.pth', state, **record))
     assert lines == []
 
-    with log_lines() as lines:
+    with log_lines(logging.INFO) as lines:
         init_model(config, save(tmp_path / 'stage1.pth', state, **dict(record, hidiff_stage=1)))
     assert any('was trained through stage 1, the config says stage 2: kept as configured' in line
                and 'blind' in line for line in lines), lines
@@ -62,7 +46,7 @@ def test_init_model_checks_the_record_and_says_what_it_does(tiny_files, tiny_mod
                for line in lines), lines
 
     ddim = dict(record[DIFFUSION_KEY], sampler=dict(type='ddim', eta=0.0))
-    with log_lines() as lines:
+    with log_lines(logging.INFO) as lines:
         init_model(config, save(tmp_path / 'ddim.pth', state,
                                 **dict(record, hidiff_diffusion=ddim)))
     assert lines == [f"{tmp_path / 'ddim.pth'}: sampler: trained with {{'type': 'ddim', "
@@ -74,7 +58,7 @@ def test_init_model_checks_the_record_and_says_what_it_does(tiny_files, tiny_mod
                        r'configured 8'):
         init_model(config, path)
 
-    with log_lines() as lines:  # written before checkpoints carried a record
+    with log_lines(logging.INFO) as lines:  # written before checkpoints carried a record
         init_model(config, save(tmp_path / 'old.pth', state))
     assert any('records no diffusion settings' in line and 'unchecked' in line
                for line in lines), lines

@@ -1,14 +1,11 @@
 """The HIDiff editor: stages, trainable sets, blind prediction, the oracle prior only by name,
 NaN guard."""
-import logging
-from contextlib import contextmanager
-from typing import Iterator, List
 
 import pytest
 import torch
+from log_capture import log_lines
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
-from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 
 from hidiff_mm.utils.errors import ConfigError, InputError
@@ -82,20 +79,6 @@ def test_blind_prediction_pads_crops_and_uses_one_draw():
         c = model(blur, generator=torch.Generator().manual_seed(3))
     assert a.shape == blur.shape
     assert torch.equal(a, b) and torch.equal(a, c)
-
-
-@contextmanager
-def log_lines() -> Iterator[List[str]]:
-    """The messages MMEngine's current logger emits inside the block."""
-    lines: List[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        yield lines
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.mark.parametrize('stage', [1, 2])
