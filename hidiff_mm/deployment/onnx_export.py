@@ -100,9 +100,10 @@ def export_onnx(model: nn.Module, path: str, steps: Optional[int] = None,
         return graph
     prior_path, transformer_path = split_paths(path)
     padded_axes = {0: 'batch', 2: 'padded_height', 3: 'padded_width'}
-    with torch.no_grad():
-        prior, padded = PriorGraph(graph)(image, z_T)
-    _export(PriorGraph(graph), (image, z_T), prior_path,
+    prior_graph = PriorGraph(graph)
+    with torch.no_grad():  # the Transformer graph is traced on the prior graph's outputs
+        prior, padded = prior_graph(image, z_T)
+    _export(prior_graph, (image, z_T), prior_path,
             dict(image={0: 'batch', 2: 'height', 3: 'width'}, z_T=batch, prior=batch,
                  padded=padded_axes),
             {**meta, META_GRAPH: GRAPH_PRIOR, META_PAD_MULTIPLE: graph.pad_multiple,

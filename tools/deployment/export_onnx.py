@@ -68,8 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     config = args.config or DEMO_CONFIG
     checkpoint = args.checkpoint if args.config else (args.checkpoint or DEMO_WEIGHTS)
     model = init_model(config, checkpoint, 'cpu')
-    with user_input('--steps'):
-        model.prediction_options(steps=args.steps)
+    # a bad --steps is an InputError of the graph's own check of the prediction options
     graph = export_onnx(model, args.out, steps=args.steps, split=args.split)
     files = split_paths(args.out) if args.split else (args.out,)
     size_mb = sum(osp.getsize(path) for path in files) / 2**20
